@@ -1,0 +1,258 @@
+//! The command line grammar (Docker's conventions).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A daemonless, Docker-like container manager for Linux.
+#[derive(Debug, Parser)]
+#[command(name = "mcm", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// State root holding images and containers.
+    #[arg(long, global = true, env = "MCM_ROOT", default_value = mcm_common::paths::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// cgroup parent under which each container gets its cgroup.
+    #[arg(long, global = true, env = "MCM_CGROUP_PARENT", default_value = mcm_common::paths::DEFAULT_CGROUP_PARENT)]
+    pub cgroup_parent: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and start a container.
+    Run(RunArgs),
+    /// Start one or more stopped containers.
+    Start(StartArgs),
+    /// Stop running containers (SIGTERM, then SIGKILL after a timeout).
+    Stop(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Remove containers.
+    #[command(alias = "delete")]
+    Rm(RmArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// List all containers (same as `ps -a`).
+    List(PsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Show a container's logs.
+    Logs(LogsArgs),
+    /// Show low-level information on containers as JSON.
+    Inspect(Ids),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+/// Container ids, names or prefixes, positionally or with `--id`.
+#[derive(Debug, Args)]
+pub struct Ids {
+    /// Container id, id prefix or name.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Same as a positional ID (older CLI form).
+    #[arg(long = "id", value_name = "ID")]
+    pub id_flags: Vec<String>,
+}
+
+impl Ids {
+    /// All ids given, or a usage error when none.
+    pub fn all(&self) -> Result<Vec<String>, mcm::Error> {
+        let all: Vec<String> = self.id_flags.iter().chain(&self.ids).cloned().collect();
+        if all.is_empty() {
+            return Err(mcm::Error::InvalidValue {
+                what: "arguments",
+                value: String::new(),
+                reason: "at least one container ID is required".into(),
+            });
+        }
+        Ok(all)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    /// A fresh network namespace with only lo.
+    None,
+    /// The host's network.
+    Host,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Name of the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Hostname (default: the short id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Set an environment variable (KEY=VALUE), repeatable.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Network mode.
+    #[arg(long, value_enum, default_value_t = Network::None)]
+    pub network: Network,
+    /// Run the command itself as PID 1, without mcm's init.
+    #[arg(long)]
+    pub no_init: bool,
+    /// Image name, or a path to a root filesystem directory.
+    pub image: String,
+    /// Command and arguments (default: sh).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach stdout/stderr and exit with the container's code.
+    #[arg(short, long)]
+    pub attach: bool,
+    #[command(flatten)]
+    pub ids: Ids,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[command(flatten)]
+    pub ids: Ids,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send (name like TERM or SIGTERM, or number).
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[command(flatten)]
+    pub ids: Ids,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub ids: Ids,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default: running only).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print ids only.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Run in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set an environment variable (KEY=VALUE), repeatable.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// UID[:GID] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Container (older CLI form; otherwise the first positional argument).
+    #[arg(long = "id", value_name = "ID")]
+    pub id: Option<String>,
+    /// [ID] COMMAND [ARG...]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub rest: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow the output until the container stops.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, short = 'n')]
+    pub tail: Option<usize>,
+    #[command(flatten)]
+    pub ids: Ids,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import a root filesystem (.tar, .tar.gz or directory) as an image.
+    Import { name: String, source: PathBuf },
+    /// List images.
+    #[command(alias = "list")]
+    Ls,
+    /// Remove an image (refused while a container uses it).
+    Rm { names: Vec<String> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_keeps_flags_after_the_image_for_the_command() {
+        let cli = Cli::try_parse_from(["mcm", "run", "-d", "--rm", "busybox", "ls", "-l", "--all"])
+            .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.detach && run.rm);
+        assert_eq!(run.image, "busybox");
+        assert_eq!(run.command, ["ls", "-l", "--all"]);
+    }
+
+    #[test]
+    fn ids_come_positionally_or_with_id() {
+        let cli = Cli::try_parse_from(["mcm", "stop", "--id", "abc", "def"]).unwrap();
+        let Command::Stop(stop) = cli.command else {
+            panic!("not stop")
+        };
+        assert_eq!(stop.ids.all().unwrap(), ["abc", "def"]);
+    }
+}

@@ -1,0 +1,99 @@
+//! `mcm inspect`: Docker-shaped JSON.
+
+use mcm::runtime::Container;
+use mcm::{Result, Runtime, Status};
+use mcm_common::container::from_unix_nanos;
+use serde_json::{json, Value};
+
+use super::print;
+use crate::args::Ids;
+
+pub fn inspect(runtime: &Runtime, ids: Ids) -> Result<i32> {
+    let mut out = Vec::new();
+    let mut code = 0;
+    for id in ids.all()? {
+        match runtime.inspect(&id) {
+            Ok(container) => out.push(to_json(&container)),
+            Err(e) => {
+                eprintln!("mcm: {e}");
+                code = e.exit_code();
+            }
+        }
+    }
+    let text = serde_json::to_string_pretty(&out).unwrap_or_default();
+    print(&format!("{text}\n"))?;
+    Ok(code)
+}
+
+fn rfc3339(nanos: Option<u128>) -> Value {
+    match nanos {
+        Some(n) if n > 0 => {
+            Value::String(humantime::format_rfc3339_nanos(from_unix_nanos(n)).to_string())
+        }
+        _ => Value::Null,
+    }
+}
+
+/// The inspect object of one container.
+pub fn to_json(c: &Container) -> Value {
+    let config = &c.config;
+    let (exit_code, finished) = match c.status {
+        Status::Exited {
+            exit_code,
+            finished_at,
+        } => (exit_code, finished_at),
+        _ => (0, None),
+    };
+    let pid = if c.status.is_alive() {
+        c.run.as_ref().map(|r| r.pid).unwrap_or(0)
+    } else {
+        0
+    };
+    json!({
+        "Id": config.id,
+        "Name": config.name,
+        "Created": rfc3339(Some(config.created)),
+        "Path": config.command.first(),
+        "Args": config.command.get(1..).unwrap_or_default(),
+        "Image": config.image,
+        "State": {
+            "Status": c.status.name(),
+            "Running": c.status.is_alive(),
+            "Paused": c.status == Status::Paused,
+            "Pid": pid,
+            "ExitCode": exit_code,
+            "StartedAt": rfc3339(c.run.as_ref().map(|r| r.started_at)),
+            "FinishedAt": rfc3339(finished),
+        },
+        "Config": {
+            "Hostname": config.hostname,
+            "Env": config.env,
+            "Cmd": config.command,
+            "WorkingDir": config.workdir,
+            "Tty": config.tty,
+            "OpenStdin": config.interactive,
+        },
+        "HostConfig": {
+            "NetworkMode": config.network,
+            "AutoRemove": config.auto_remove,
+            "Init": config.init,
+            "CgroupParent": config.cgroup_parent,
+            "Resources": config.limits,
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": config.rootfs,
+                "UpperDir": c.dir.upper(),
+                "WorkDir": c.dir.work(),
+                "MergedDir": c.dir.merged(),
+            }
+        },
+        "StateDir": c.dir.path(),
+        "LogPath": c.dir.log(),
+        "ExecutorLogPath": c.dir.executor_log(),
+        "HostnamePath": c.dir.etc_file("hostname"),
+        "HostsPath": c.dir.etc_file("hosts"),
+        "ResolvConfPath": c.dir.etc_file("resolv.conf"),
+    })
+}

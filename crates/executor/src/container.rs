@@ -1,0 +1,136 @@
+//! The container's first process: from the clone to its command.
+//!
+//! It builds the root, names the host, brings up lo, opens the pty, tells
+//! the executor it is ready, waits to be placed in the cgroup, and then
+//! either forks the command and becomes mcm's init, or (with `--no-init`)
+//! becomes the command itself.
+
+use std::fs::File;
+use std::os::unix::io::{AsRawFd, OwnedFd};
+
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use nix::unistd::{fork, sethostname, ForkResult};
+
+use mcm_common::container::{ContainerConfig, NetworkMode};
+use mcm_common::paths::ContainerDir;
+use mcm_common::sync::{Channel, Message};
+
+use crate::command::{self, CommandSpec};
+use crate::error::{SetupError, SetupResult};
+use crate::init;
+use crate::network;
+use crate::rootfs::{self, RootfsPlan};
+use crate::tty::{self, TermSize};
+
+/// What the child needs, handed over across the clone.
+pub struct ChildSetup<'a> {
+    pub config: &'a ContainerConfig,
+    pub dir: &'a ContainerDir,
+    pub channel: Channel,
+    pub exec_report: OwnedFd,
+    pub exit_file: File,
+    pub tty_size: Option<TermSize>,
+}
+
+/// Runs in the cloned child; never returns.
+pub fn child_main(setup: ChildSetup) -> ! {
+    let channel_fd = setup.channel.raw_fd();
+    let error = match prepare_and_start(setup) {
+        Err(e) => e,
+    };
+    // SAFETY: the descriptor stays open until _exit below; the temporary
+    // Channel is forgotten, so it is not closed twice.
+    let channel = unsafe { Channel::from_raw_fd(channel_fd) };
+    let _ = channel.send(&Message::Failed {
+        exit_code: 125,
+        message: error.to_string(),
+    });
+    std::mem::forget(channel);
+    // SAFETY: _exit ends this forked child without running the executor's
+    // exit handlers.
+    unsafe { libc::_exit(125) }
+}
+
+fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible> {
+    let ChildSetup {
+        config,
+        dir,
+        channel,
+        exec_report,
+        exit_file,
+        tty_size,
+    } = setup;
+    // Die with the executor while setting up; cleared once started.
+    prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(SetupError::sys("set the parent-death signal"))?;
+    // The container's processes must not reach this host binary through
+    // /proc/1/exe (CVE-2019-5736); the command's exec resets this.
+    prctl::set_dumpable(false).map_err(SetupError::sys("mark the init non-dumpable"))?;
+    nix::unistd::setsid().map_err(SetupError::sys("start a session"))?;
+
+    let etc_files = ["hostname", "hosts", "resolv.conf"]
+        .into_iter()
+        .map(|name| (name, dir.etc_file(name)))
+        .collect();
+    rootfs::build(&RootfsPlan {
+        lower: &config.rootfs,
+        upper: dir.upper(),
+        work: dir.work(),
+        merged: dir.merged(),
+        etc_files,
+    })?;
+    sethostname(&config.hostname).map_err(SetupError::sys("set the hostname"))?;
+    if config.network == NetworkMode::None {
+        network::bring_up_loopback()?;
+    }
+    // The init keeps its copy of the master open, so the terminal does not
+    // hang up when the executor (or mcm) lets go of it.
+    let pty = if config.tty {
+        let (master, slave) = tty::open_pty(tty_size)?;
+        channel
+            .send_with_fd(&Message::PtyMaster, Some(master.as_raw_fd()))
+            .map_err(|e| SetupError::io("pass the pty through", dir.path(), e))?;
+        Some((master, slave))
+    } else {
+        None
+    };
+    channel
+        .send(&Message::RootReady)
+        .map_err(|e| SetupError::io("report to the executor through", dir.path(), e))?;
+    match channel.recv() {
+        Ok(Some((Message::Proceed, _))) => {}
+        _ => {
+            return Err(SetupError::Usage(
+                "the executor went away during setup".into(),
+            ))
+        }
+    }
+    prctl::set_pdeathsig(None).map_err(SetupError::sys("clear the parent-death signal"))?;
+
+    let (master, slave) = match pty {
+        Some((master, slave)) => (Some(master), Some(slave)),
+        None => (None, None),
+    };
+    let spec = CommandSpec::new(&config.command, &config.env, &config.workdir, slave).ok_or_else(
+        || SetupError::Usage("command, environment or workdir holds a NUL byte".into()),
+    )?;
+    if !config.init {
+        command::exec(&spec, exec_report);
+    }
+    // SAFETY: this process is single-threaded (a fork-like clone of the
+    // single-threaded executor), so the child may run arbitrary code.
+    match unsafe { fork() }.map_err(SetupError::sys("fork the command"))? {
+        ForkResult::Child => {
+            drop(channel);
+            drop(exit_file);
+            command::exec(&spec, exec_report)
+        }
+        ForkResult::Parent { child } => {
+            drop(exec_report);
+            drop(channel);
+            let _keep_terminal_open = master;
+            init::run(child, exit_file)
+        }
+    }
+}

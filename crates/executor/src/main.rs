@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    mcm_executor::main_entry()
+}

@@ -1,0 +1,135 @@
+//! The container's root: OverlayFS over the image, the kernel filesystems,
+//! the generated /etc files, then pivot_root into it.
+//!
+//! Runs in the cloned child, inside its fresh mount namespace, before the
+//! command exists; nothing here is visible on the host because `/` is made
+//! private first.
+
+mod dev;
+mod pivot;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+
+use crate::error::{SetupError, SetupResult};
+
+/// Everything needed to build the root.
+pub struct RootfsPlan<'a> {
+    /// The image's root filesystem (read-only lower layer).
+    pub lower: &'a Path,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+    /// Host files bind-mounted over `/etc/<name>` (hostname, hosts, resolv.conf).
+    pub etc_files: Vec<(&'static str, PathBuf)>,
+}
+
+/// Builds the root and pivots into it; afterwards `/` is the container's.
+pub fn build(plan: &RootfsPlan) -> SetupResult<()> {
+    // Nothing mounted from here on may propagate back to the host.
+    mount_at(
+        None::<&str>,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    mount_overlay(plan)?;
+    mount_kernel_filesystems(&plan.merged)?;
+    bind_etc_files(&plan.merged, &plan.etc_files)?;
+    pivot::pivot_into(&plan.merged)
+}
+
+fn mount_overlay(plan: &RootfsPlan) -> SetupResult<()> {
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        plan.lower.display(),
+        plan.upper.display(),
+        plan.work.display()
+    );
+    mount_at(
+        Some("overlay"),
+        &plan.merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )
+}
+
+fn mount_kernel_filesystems(root: &Path) -> SetupResult<()> {
+    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    // /proc of the new PID namespace: this process is its PID 1.
+    mount_at(
+        Some("proc"),
+        &ensure_dir(root, "proc")?,
+        Some("proc"),
+        nosuid_noexec_nodev,
+        None,
+    )?;
+    dev::populate(&ensure_dir(root, "dev")?)?;
+    mount_at(
+        Some("sysfs"),
+        &ensure_dir(root, "sys")?,
+        Some("sysfs"),
+        nosuid_noexec_nodev | MsFlags::MS_RDONLY,
+        None,
+    )
+}
+
+fn bind_etc_files(root: &Path, files: &[(&'static str, PathBuf)]) -> SetupResult<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let etc = ensure_dir(root, "etc")?;
+    for (name, source) in files {
+        let target = etc.join(name);
+        // The image may lack the file, or hold a symlink there (Debian's
+        // resolv.conf often is one): mount over a plain file we own.
+        if fs::symlink_metadata(&target)
+            .map(|m| !m.is_file())
+            .unwrap_or(true)
+        {
+            let _ = fs::remove_file(&target);
+            fs::write(&target, b"").map_err(|e| SetupError::io("create", &target, e))?;
+        }
+        mount_at(
+            Some(source.as_path()),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// `root/name`, created as a directory when missing.
+pub(crate) fn ensure_dir(root: &Path, name: &str) -> SetupResult<PathBuf> {
+    let dir = root.join(name);
+    match fs::create_dir(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(dir),
+        Err(e) => Err(SetupError::io("create directory", &dir, e)),
+    }
+}
+
+/// mount(2) with an error that says what was mounted where.
+pub(crate) fn mount_at<S: nix::NixPath + ?Sized + AsRef<std::ffi::OsStr>>(
+    source: Option<&S>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> SetupResult<()> {
+    mount(source, target, fstype, flags, data).map_err(|errno| SetupError::Mount {
+        source_name: source
+            .map(|s| s.as_ref().to_string_lossy().into_owned())
+            .unwrap_or_else(|| "none".into()),
+        target: target.to_path_buf(),
+        fstype: fstype.unwrap_or("bind").to_string(),
+        data: data.unwrap_or("").to_string(),
+        errno,
+    })
+}

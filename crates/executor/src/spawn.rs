@@ -1,0 +1,226 @@
+//! The executor's side of a start: cgroup, clone, handshake, and then
+//! either detach or wait for the container.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::OwnedFd;
+use std::time::SystemTime;
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{pipe2, Pid};
+
+use mcm_common::cgroups::Cgroup;
+use mcm_common::container::{unix_nanos, ContainerConfig, ExitRecord, NetworkMode, RunState};
+use mcm_common::paths::ContainerDir;
+use mcm_common::proc;
+use mcm_common::store;
+use mcm_common::sync::{Channel, Message};
+
+use crate::command::{describe_failure, read_failure};
+use crate::container::{self, ChildSetup};
+use crate::error::{SetupError, SetupResult};
+use crate::init;
+use crate::namespaces::{clone_into, container_flags, Cloned};
+use crate::Options;
+
+/// Starts the container; returns the executor's exit code.
+pub fn run(options: &Options, sync: Channel) -> i32 {
+    let dir = ContainerDir::new(&options.state_dir);
+    match start(options, &dir, &sync) {
+        Ok(Launched::Failed { exit_code, message }) => {
+            let _ = sync.send(&Message::Failed { exit_code, message });
+            exit_code
+        }
+        Ok(Launched::Running { pid, config }) => {
+            let _ = sync.send(&Message::Started { pid: pid.as_raw() });
+            drop(sync);
+            if options.foreground {
+                wait_and_record(pid, &dir)
+            } else if !config.init {
+                // Without mcm's init, the command is PID 1 and only its
+                // parent can learn its exit code: stay, out of the caller's
+                // session, until it ends.
+                let _ = nix::unistd::setsid();
+                wait_and_record(pid, &dir)
+            } else {
+                0
+            }
+        }
+        Err(e) => {
+            let _ = sync.send(&Message::Failed {
+                exit_code: 125,
+                message: e.to_string(),
+            });
+            125
+        }
+    }
+}
+
+/// How far a start got.
+enum Launched {
+    Running { pid: Pid, config: ContainerConfig },
+    Failed { exit_code: i32, message: String },
+}
+
+fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<Launched> {
+    let config: ContainerConfig = store::read_json(&dir.config())?.ok_or_else(|| {
+        SetupError::io("read", &dir.config(), std::io::ErrorKind::NotFound.into())
+    })?;
+    // Blocked before the clone so the init inherits them blocked and loses
+    // none; in the foreground mcm itself proxies them to the container.
+    init::handled_signals()
+        .thread_block()
+        .map_err(SetupError::sys("block signals"))?;
+    let exit_file = open_exit_file(dir)?;
+    let cgroup = Cgroup::for_host(&config.cgroup_parent, &config.id)?;
+    cgroup.create()?;
+    cgroup.apply(&config.limits)?;
+
+    let (parent_end, child_end) =
+        Channel::pair(false).map_err(|e| SetupError::io("create sync channel", dir.path(), e))?;
+    let (exec_read, exec_write) =
+        pipe2(OFlag::O_CLOEXEC).map_err(SetupError::sys("create exec pipe"))?;
+    let own_network = config.network == NetworkMode::None;
+    let cloned = clone_into(container_flags(own_network))
+        .map_err(|e| SetupError::io("clone the container process", dir.path(), e))?;
+    let (pid, _pidfd) = match cloned {
+        Cloned::Child => {
+            drop(parent_end);
+            drop(exec_read);
+            container::child_main(ChildSetup {
+                config: &config,
+                dir,
+                channel: child_end,
+                exec_report: exec_write,
+                exit_file,
+                tty_size: options.tty_size,
+            })
+        }
+        Cloned::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_end);
+    drop(exec_write);
+    drop(exit_file);
+
+    match handshake(pid, &config, dir, &cgroup, &parent_end, sync, exec_read) {
+        Ok(Some((exit_code, message))) | Err(SetupFailure { exit_code, message }) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            Ok(Launched::Failed { exit_code, message })
+        }
+        Ok(None) => Ok(Launched::Running { pid, config }),
+    }
+}
+
+/// A failure after the clone, with the exit code the user sees.
+struct SetupFailure {
+    exit_code: i32,
+    message: String,
+}
+
+impl From<SetupError> for SetupFailure {
+    fn from(e: SetupError) -> Self {
+        SetupFailure {
+            exit_code: 125,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Drives the child from its clone to its command's exec. Returns the
+/// exec failure (code, message), if any.
+fn handshake(
+    pid: Pid,
+    config: &ContainerConfig,
+    dir: &ContainerDir,
+    cgroup: &Cgroup,
+    child: &Channel,
+    sync: &Channel,
+    exec_read: OwnedFd,
+) -> Result<Option<(i32, String)>, SetupFailure> {
+    // The child builds its root meanwhile; it starts the command only
+    // after `Proceed`, so the command is in the cgroup from its first
+    // instruction.
+    cgroup.add_pid(pid.as_raw()).map_err(SetupError::from)?;
+    let state = RunState {
+        pid: pid.as_raw(),
+        start_time: proc::start_time(pid.as_raw())
+            .map_err(|e| SetupError::io("read start time of", std::path::Path::new("/proc"), e))?,
+        boot_id: proc::boot_id(),
+        started_at: unix_nanos(SystemTime::now()),
+        own_netns: config.network == NetworkMode::None,
+    };
+    store::write_json(&dir.state(), &state).map_err(SetupError::from)?;
+    loop {
+        match child
+            .recv()
+            .map_err(|e| SetupError::io("read from", dir.path(), e))?
+        {
+            Some((Message::PtyMaster, Some(master))) => {
+                sync.send_with_fd(
+                    &Message::PtyMaster,
+                    Some(std::os::unix::io::AsRawFd::as_raw_fd(&master)),
+                )
+                .map_err(|e| SetupError::io("pass the pty to mcm through", dir.path(), e))?;
+            }
+            Some((Message::RootReady, _)) => break,
+            Some((Message::Failed { exit_code, message }, _)) => {
+                return Err(SetupFailure { exit_code, message })
+            }
+            Some((other, _)) => {
+                return Err(SetupFailure {
+                    exit_code: 125,
+                    message: format!("unexpected message from the container process: {other:?}"),
+                })
+            }
+            None => {
+                return Err(SetupFailure {
+                    exit_code: 125,
+                    message: "the container process died during setup".into(),
+                })
+            }
+        }
+    }
+    child
+        .send(&Message::Proceed)
+        .map_err(|e| SetupError::io("write to", dir.path(), e))?;
+    Ok(read_failure(exec_read).map(|(step, errno)| {
+        let command = config.command.first().map(String::as_str).unwrap_or("");
+        describe_failure(step, errno, command, &config.workdir)
+    }))
+}
+
+/// The exit file, emptied for this run; the init inherits it to record the
+/// command's exit without reaching any other host path.
+fn open_exit_file(dir: &ContainerDir) -> SetupResult<File> {
+    let path = dir.exit();
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| SetupError::io("open", &path, e))
+}
+
+/// Waits for the container's PID 1 and makes sure its exit is recorded
+/// (mcm's init records it itself; a command that is PID 1, or an init that
+/// was killed, cannot).
+fn wait_and_record(pid: Pid, dir: &ContainerDir) -> i32 {
+    let code = loop {
+        match waitpid(pid, None) {
+            Ok(status) => {
+                if let Some(code) = init::exit_code(status) {
+                    break code;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break mcm_common::container::UNKNOWN_EXIT_CODE,
+        }
+    };
+    let _ = store::record_exit_if_missing(&dir.exit(), &ExitRecord::now(code));
+    code
+}
