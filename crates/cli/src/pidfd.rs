@@ -74,7 +74,7 @@ impl InitHandle {
                 Ok(n) if n > 0 => return true,
                 Ok(_) => return false,
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => return !proc::stat(self.pid).is_some_and(|s| s.state != 'Z'),
+                Err(_) => return proc::stat(self.pid).is_none_or(|s| s.state == 'Z'),
             }
         }
     }

@@ -131,9 +131,7 @@ impl CommandSpec {
 /// Becomes the command. Never returns: on failure it reports over `report`
 /// and exits with the matching code.
 pub fn exec(spec: &CommandSpec, report: OwnedFd) -> ! {
-    let (step, errno) = match try_exec(spec) {
-        Err(failure) => failure,
-    };
+    let Err((step, errno)) = try_exec(spec);
     let mut pipe = std::fs::File::from(report);
     let _ = pipe.write_all(&encode_failure(step, errno));
     let code = if step == FailedStep::Exec && errno == Errno::ENOENT {

@@ -36,9 +36,7 @@ pub struct ChildSetup<'a> {
 /// Runs in the cloned child; never returns.
 pub fn child_main(setup: ChildSetup) -> ! {
     let channel_fd = setup.channel.raw_fd();
-    let error = match prepare_and_start(setup) {
-        Err(e) => e,
-    };
+    let Err(error) = prepare_and_start(setup);
     // SAFETY: the descriptor stays open until _exit below; the temporary
     // Channel is forgotten, so it is not closed twice.
     let channel = unsafe { Channel::from_raw_fd(channel_fd) };

@@ -33,12 +33,12 @@ pub fn run(options: &Options, sync: Channel) -> i32 {
             let _ = sync.send(&Message::Failed { exit_code, message });
             exit_code
         }
-        Ok(Launched::Running { pid, config }) => {
+        Ok(Launched::Running { pid, init }) => {
             let _ = sync.send(&Message::Started { pid: pid.as_raw() });
             drop(sync);
             if options.foreground {
                 wait_and_record(pid, &dir)
-            } else if !config.init {
+            } else if !init {
                 // Without mcm's init, the command is PID 1 and only its
                 // parent can learn its exit code: stay, out of the caller's
                 // session, until it ends.
@@ -60,7 +60,7 @@ pub fn run(options: &Options, sync: Channel) -> i32 {
 
 /// How far a start got.
 enum Launched {
-    Running { pid: Pid, config: ContainerConfig },
+    Running { pid: Pid, init: bool },
     Failed { exit_code: i32, message: String },
 }
 
@@ -110,7 +110,10 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
             let _ = waitpid(pid, None);
             Ok(Launched::Failed { exit_code, message })
         }
-        Ok(None) => Ok(Launched::Running { pid, config }),
+        Ok(None) => Ok(Launched::Running {
+            pid,
+            init: config.init,
+        }),
     }
 }
 
