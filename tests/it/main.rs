@@ -3,7 +3,9 @@
 //! afterwards that nothing leaked.
 
 mod env;
+mod exec;
 mod images;
 mod lifecycle;
 mod namespaces;
 mod process;
+mod reliability;

@@ -232,7 +232,7 @@ fn stdin_is_attached_only_with_i() {
 
 /// Runs `mcm ARGS` under `script`, which gives it a real terminal, feeding
 /// `input`; returns (exit code, what the terminal showed).
-fn in_terminal(env: &TestEnv, args: &str, input: &str) -> (i32, String) {
+pub fn in_terminal(env: &TestEnv, args: &str, input: &str) -> (i32, String) {
     let command = format!(
         "MCM_ROOT={} MCM_CGROUP_PARENT={} {} {args}",
         env.root.path().display(),
