@@ -332,7 +332,7 @@ fn bad_input_table() {
     let env = TestEnv::new();
     env.mcm(&["run", "--rm", "busybox", "true"]).ok();
     let id = env.run_detached(&["busybox", "sleep", "1000"]);
-    let huge = "x".repeat(200_000);
+    let huge = "x".repeat(100_000);
     let rows: Vec<(Vec<&str>, i32, &str)> = vec![
         (
             vec!["run", "--name", "a/b", "busybox"],
