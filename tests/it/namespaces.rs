@@ -12,7 +12,7 @@ fn namespaces_differ_from_the_host() {
             "busybox",
             "sh",
             "-c",
-            "for n in pid mnt uts ipc net; do readlink /proc/1/ns/$n; done",
+            "for n in pid mnt uts ipc net; do readlink /proc/self/ns/$n; done",
         ])
         .ok();
     let inside: Vec<&str> = out.lines().collect();

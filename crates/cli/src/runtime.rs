@@ -150,6 +150,7 @@ impl Runtime {
                 });
             }
         }
+        let profile = self.check_security(spec)?;
         let rootfs = self.images().resolve(&spec.image)?;
         let id = new_id();
         let dir = self.root.container(&id);
@@ -177,12 +178,19 @@ impl Runtime {
             auto_remove: spec.auto_remove,
             cgroup_parent: self.cgroup_parent.clone(),
             limits: spec.limits.clone(),
+            security: spec.security.clone(),
+            mounts: spec.mounts.clone(),
+            read_only: spec.read_only,
             created: unix_nanos(SystemTime::now()),
         };
         fs::create_dir(dir.path()).map_err(Error::io("create", dir.path()))?;
         let result = self.claim_name(&id, spec.name.as_deref()).and_then(|name| {
             let config = ContainerConfig { name, ..config };
             write_layers_and_files(&dir, &config)?;
+            if let Some(profile) = &profile {
+                let path = dir.seccomp_profile();
+                fs::write(&path, profile).map_err(Error::io("write", &path))?;
+            }
             // Written last: a directory without config.json is an
             // interrupted create, which `rm` and `prune` clean up.
             store::write_json(&dir.config(), &config)?;
@@ -192,6 +200,23 @@ impl Runtime {
             let _ = self.discard(&id, None);
         }
         result
+    }
+
+    /// Refuses unknown capabilities and unusable seccomp profiles before
+    /// anything is created; returns the profile's text to store.
+    fn check_security(&self, spec: &RunSpec) -> Result<Option<String>> {
+        let invalid = |what, value: String, reason: String| Error::InvalidValue { what, value, reason };
+        let mask = spec
+            .security
+            .capability_mask()
+            .map_err(|e| invalid("capability", format!("{:?}", spec.security.cap_add), e.to_string()))?;
+        let Some(path) = &spec.seccomp_profile else {
+            return Ok(None);
+        };
+        let text = fs::read_to_string(path).map_err(Error::io("read seccomp profile", path))?;
+        mcm_common::security::seccomp::docker_profile_filters(&text, &mcm_common::security::capabilities::names(mask))
+            .map_err(|e| invalid("seccomp profile", path.display().to_string(), e.to_string()))?;
+        Ok(Some(text))
     }
 
     /// Links `names/<name>` to the id; the link's creation is atomic, so of

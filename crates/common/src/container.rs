@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Limits;
+use crate::security::SecurityConfig;
 
 /// How the container is connected to the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -16,6 +17,31 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace.
     Host,
+}
+
+/// What kind of filesystem a user mount is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host file or directory (`-v HOST:CTR`, `--mount type=bind`).
+    Bind,
+    /// A fresh tmpfs (`--tmpfs PATH[:OPTIONS]`).
+    Tmpfs,
+}
+
+/// A mount the user asked for, placed after the container's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub kind: MountKind,
+    /// Absolute host path (binds only).
+    #[serde(default)]
+    pub source: std::path::PathBuf,
+    /// Absolute path inside the container, resolved inside its root.
+    pub destination: String,
+    pub read_only: bool,
+    /// tmpfs options such as `size=64m` (tmpfs only).
+    #[serde(default)]
+    pub options: String,
 }
 
 /// What the user asked for; written once when the container is created.
@@ -49,6 +75,14 @@ pub struct ContainerConfig {
     pub cgroup_parent: String,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// Volumes, bind mounts and tmpfs mounts.
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
+    /// Mount the root read-only.
+    #[serde(default)]
+    pub read_only: bool,
     /// Creation time, unix nanoseconds.
     pub created: u128,
 }

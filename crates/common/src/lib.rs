@@ -9,6 +9,7 @@ pub mod container;
 pub mod error;
 pub mod paths;
 pub mod proc;
+pub mod security;
 pub mod store;
 pub mod sync;
 

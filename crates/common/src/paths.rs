@@ -120,6 +120,11 @@ impl ContainerDir {
         self.dir.join("executor.log")
     }
 
+    /// The container's Docker-format seccomp profile, if it has its own.
+    pub fn seccomp_profile(&self) -> PathBuf {
+        self.dir.join("seccomp.json")
+    }
+
     /// Generated files bind-mounted into the container's /etc.
     pub fn etc_file(&self, name: &str) -> PathBuf {
         self.dir.join(name)

@@ -15,6 +15,8 @@ use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, dup2, execve, setsid};
 
+use mcm_common::security::Hardening;
+
 /// The default PATH when the container's environment sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -22,6 +24,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailedStep {
     Terminal,
+    Hardening,
     Workdir,
     Exec,
 }
@@ -30,6 +33,7 @@ impl FailedStep {
     fn tag(self) -> u8 {
         match self {
             FailedStep::Terminal => b't',
+            FailedStep::Hardening => b'h',
             FailedStep::Workdir => b'w',
             FailedStep::Exec => b'e',
         }
@@ -38,6 +42,7 @@ impl FailedStep {
     fn from_tag(tag: u8) -> Option<Self> {
         match tag {
             b't' => Some(FailedStep::Terminal),
+            b'h' => Some(FailedStep::Hardening),
             b'w' => Some(FailedStep::Workdir),
             b'e' => Some(FailedStep::Exec),
             _ => None,
@@ -86,25 +91,32 @@ pub fn describe_failure(
             ),
         ),
         FailedStep::Terminal => (125, format!("cannot set up the terminal: {}", errno.desc())),
+        FailedStep::Hardening => (
+            125,
+            format!("cannot apply capabilities, seccomp or no_new_privs: {}", errno.desc()),
+        ),
     }
 }
 
 /// What to execute and how.
-pub struct CommandSpec {
+pub struct CommandSpec<'a> {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub workdir: CString,
     /// The pty slave to make the controlling terminal, if any.
     pub tty_slave: Option<PathBuf>,
+    /// Capabilities, seccomp and no_new_privs, applied last.
+    pub hardening: &'a Hardening,
 }
 
-impl CommandSpec {
+impl<'a> CommandSpec<'a> {
     /// Builds the spec from the container's configuration.
     pub fn new(
         command: &[String],
         env: &[String],
         workdir: &str,
         tty_slave: Option<PathBuf>,
+        hardening: &'a Hardening,
     ) -> Option<Self> {
         Some(CommandSpec {
             argv: command
@@ -117,6 +129,7 @@ impl CommandSpec {
                 .collect::<Option<_>>()?,
             workdir: CString::new(workdir).ok()?,
             tty_slave,
+            hardening,
         })
     }
 
@@ -162,6 +175,9 @@ fn try_exec(spec: &CommandSpec) -> Result<std::convert::Infallible, (FailedStep,
         );
     }
     let program = spec.argv.first().ok_or((FailedStep::Exec, Errno::ENOENT))?;
+    spec.hardening
+        .apply()
+        .map_err(|e| (FailedStep::Hardening, hardening_errno(&e)))?;
     Err((
         FailedStep::Exec,
         exec_search(program, &spec.argv, &spec.envp, spec.path_var()),
@@ -189,6 +205,18 @@ fn exec_search(program: &CStr, argv: &[CString], envp: &[CString], path: &[u8]) 
         }
     }
     best
+}
+
+/// The errno behind a hardening failure, for the one-number report.
+fn hardening_errno(error: &mcm_common::security::HardeningError) -> Errno {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        if let Some(code) = e.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()) {
+            return Errno::from_raw(code);
+        }
+        source = e.source();
+    }
+    Errno::EPERM
 }
 
 /// Unblocks every signal and restores default dispositions: the runtime
@@ -266,9 +294,10 @@ mod tests {
 
     #[test]
     fn path_comes_from_the_container_env() {
-        let spec = CommandSpec::new(&["sh".into()], &["PATH=/x:/y".into()], "/", None).unwrap();
+        let hardening = Hardening::prepare(&Default::default(), std::path::Path::new("/none")).unwrap();
+        let spec = CommandSpec::new(&["sh".into()], &["PATH=/x:/y".into()], "/", None, &hardening).unwrap();
         assert_eq!(spec.path_var(), b"/x:/y");
-        let spec = CommandSpec::new(&["sh".into()], &[], "/", None).unwrap();
+        let spec = CommandSpec::new(&["sh".into()], &[], "/", None, &hardening).unwrap();
         assert_eq!(spec.path_var(), DEFAULT_PATH.as_bytes());
     }
 }

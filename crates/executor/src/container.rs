@@ -14,6 +14,7 @@ use nix::unistd::{fork, sethostname, ForkResult};
 
 use mcm_common::container::{ContainerConfig, NetworkMode};
 use mcm_common::paths::ContainerDir;
+use mcm_common::security::Hardening;
 use mcm_common::sync::{Channel, Message};
 
 use crate::command::{self, CommandSpec};
@@ -31,6 +32,7 @@ pub struct ChildSetup<'a> {
     pub exec_report: OwnedFd,
     pub exit_file: File,
     pub tty_size: Option<TermSize>,
+    pub hardening: &'a Hardening,
 }
 
 /// Runs in the cloned child; never returns.
@@ -58,6 +60,7 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
         exec_report,
         exit_file,
         tty_size,
+        hardening,
     } = setup;
     // Die with the executor while setting up; cleared once started.
     prctl::set_pdeathsig(Signal::SIGKILL)
@@ -77,6 +80,9 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
         work: dir.work(),
         merged: dir.merged(),
         etc_files,
+        mounts: &config.mounts,
+        read_only: config.read_only,
+        mask_kernel_paths: !config.security.privileged,
     })?;
     sethostname(&config.hostname).map_err(SetupError::sys("set the hostname"))?;
     if config.network == NetworkMode::None {
@@ -110,7 +116,7 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
         Some((master, slave)) => (Some(master), Some(slave)),
         None => (None, None),
     };
-    let spec = CommandSpec::new(&config.command, &config.env, &config.workdir, slave).ok_or_else(
+    let spec = CommandSpec::new(&config.command, &config.env, &config.workdir, slave, hardening).ok_or_else(
         || SetupError::Usage("command, environment or workdir holds a NUL byte".into()),
     )?;
     if !config.init {

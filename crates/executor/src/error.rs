@@ -31,6 +31,8 @@ pub enum SetupError {
     Common(#[from] mcm_common::Error),
     #[error(transparent)]
     Cgroup(#[from] mcm_common::cgroups::CgroupError),
+    #[error(transparent)]
+    Hardening(#[from] mcm_common::security::HardeningError),
     #[error("{0}")]
     Usage(String),
 }

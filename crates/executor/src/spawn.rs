@@ -15,6 +15,7 @@ use mcm_common::cgroups::Cgroup;
 use mcm_common::container::{unix_nanos, ContainerConfig, ExitRecord, NetworkMode, RunState};
 use mcm_common::paths::ContainerDir;
 use mcm_common::proc;
+use mcm_common::security::Hardening;
 use mcm_common::store;
 use mcm_common::sync::{Channel, Message};
 
@@ -74,6 +75,8 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
         .thread_block()
         .map_err(SetupError::sys("block signals"))?;
     let exit_file = open_exit_file(dir)?;
+    // Compiled once here; the forked command applies it right before exec.
+    let hardening = Hardening::prepare(&config.security, &dir.seccomp_profile())?;
     let cgroup = Cgroup::for_host(&config.cgroup_parent, &config.id)?;
     cgroup.create()?;
     cgroup.apply(&config.limits)?;
@@ -96,6 +99,7 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
                 exec_report: exec_write,
                 exit_file,
                 tty_size: options.tty_size,
+                hardening: &hardening,
             })
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),

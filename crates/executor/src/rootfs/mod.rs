@@ -6,6 +6,8 @@
 //! private first.
 
 mod dev;
+mod masks;
+mod volumes;
 mod pivot;
 
 use std::fs;
@@ -24,6 +26,12 @@ pub struct RootfsPlan<'a> {
     pub merged: PathBuf,
     /// Host files bind-mounted over `/etc/<name>` (hostname, hosts, resolv.conf).
     pub etc_files: Vec<(&'static str, PathBuf)>,
+    /// User mounts, placed after the container's own.
+    pub mounts: &'a [mcm_common::container::MountConfig],
+    /// Mount the root read-only.
+    pub read_only: bool,
+    /// Hide and write-protect the host's kernel interfaces (all but `--privileged`).
+    pub mask_kernel_paths: bool,
 }
 
 /// Builds the root and pivots into it; afterwards `/` is the container's.
@@ -39,6 +47,13 @@ pub fn build(plan: &RootfsPlan) -> SetupResult<()> {
     mount_overlay(plan)?;
     mount_kernel_filesystems(&plan.merged)?;
     bind_etc_files(&plan.merged, &plan.etc_files)?;
+    volumes::mount_all(&plan.merged, plan.mounts)?;
+    if plan.mask_kernel_paths {
+        masks::apply(&plan.merged)?;
+    }
+    if plan.read_only {
+        volumes::make_root_read_only(&plan.merged)?;
+    }
     pivot::pivot_into(&plan.merged)
 }
 
