@@ -181,6 +181,7 @@ impl Runtime {
             security: spec.security.clone(),
             mounts: spec.mounts.clone(),
             read_only: spec.read_only,
+            devices: spec.devices.clone(),
             created: unix_nanos(SystemTime::now()),
         };
         fs::create_dir(dir.path()).map_err(Error::io("create", dir.path()))?;

@@ -31,6 +31,8 @@ pub struct RunSpec {
     pub mounts: Vec<mcm_common::container::MountConfig>,
     /// Mount the root read-only.
     pub read_only: bool,
+    /// Extra host devices.
+    pub devices: Vec<mcm_common::container::DeviceConfig>,
     /// A Docker-format seccomp profile (with `security.seccomp` = `Profile`).
     pub seccomp_profile: Option<std::path::PathBuf>,
 }
@@ -200,9 +202,52 @@ pub mod mounts {
         })
     }
 
+    /// `--device HOST[:CONTAINER][:rwm]`.
+    pub fn device(value: &str) -> Result<mcm_common::container::DeviceConfig> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+        let parts: Vec<&str> = value.split(':').collect();
+        let is_access = |s: &str| !s.is_empty() && s.chars().all(|c| "rwm".contains(c));
+        let (host, path, access) = match parts.as_slice() {
+            [host] => (*host, *host, "rwm"),
+            [host, x] if is_access(x) => (*host, *host, *x),
+            [host, path] => (*host, *path, "rwm"),
+            [host, path, access] if is_access(access) => (*host, *path, *access),
+            _ => return Err(invalid("device", value, "expected HOST[:CONTAINER][:rwm]")),
+        };
+        let meta = std::fs::metadata(host).map_err(|e| invalid("device", value, format!("{host}: {e}")))?;
+        let kind = if meta.file_type().is_char_device() {
+            'c'
+        } else if meta.file_type().is_block_device() {
+            'b'
+        } else {
+            return Err(invalid("device", value, format!("{host} is not a device")));
+        };
+        if !path.starts_with("/dev/") {
+            return Err(invalid("device", value, "the container path must be under /dev/"));
+        }
+        Ok(mcm_common::container::DeviceConfig {
+            path: path.to_string(),
+            kind,
+            major: nix::sys::stat::major(meta.rdev()),
+            minor: nix::sys::stat::minor(meta.rdev()),
+            mode: meta.permissions().mode() & 0o777,
+            access: access.to_string(),
+        })
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn devices() {
+            let d = device("/dev/null:/dev/mynull:rw").unwrap();
+            assert_eq!((d.kind, d.major, d.minor), ('c', 1, 3));
+            assert_eq!(d.path, "/dev/mynull");
+            assert_eq!(device("/dev/zero").unwrap().path, "/dev/zero");
+            assert!(device("/etc/passwd").is_err());
+            assert!(device("/dev/null:/etc/x").is_err());
+        }
 
         #[test]
         fn volumes() {

@@ -44,6 +44,21 @@ pub struct MountConfig {
     pub options: String,
 }
 
+/// A host device made available in the container (`--device`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceConfig {
+    /// Path inside the container, under /dev.
+    pub path: String,
+    /// `c` (character) or `b` (block).
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits of the node.
+    pub mode: u32,
+    /// Access for the devices cgroup: a combination of `r`, `w`, `m`.
+    pub access: String,
+}
+
 /// What the user asked for; written once when the container is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerConfig {
@@ -83,6 +98,9 @@ pub struct ContainerConfig {
     /// Mount the root read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// Extra host devices.
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
     /// Creation time, unix nanoseconds.
     pub created: u128,
 }

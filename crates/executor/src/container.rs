@@ -81,6 +81,8 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
         merged: dir.merged(),
         etc_files,
         mounts: &config.mounts,
+        host_devices: config.security.privileged,
+        devices: &config.devices,
         read_only: config.read_only,
         mask_kernel_paths: !config.security.privileged,
     })?;

@@ -9,6 +9,7 @@ use nix::unistd::{chown, Gid};
 
 use super::{ensure_dir, mount_at};
 use crate::error::{SetupError, SetupResult};
+use mcm_common::container::DeviceConfig;
 use nix::mount::MsFlags;
 
 /// The device nodes every container gets: (name, major, minor).
@@ -24,42 +25,41 @@ const DEVICES: [(&str, u64, u64); 6] = [
 /// Group owning pty slaves, as in every distribution's /etc/group.
 const TTY_GID: u32 = 5;
 
-/// Mounts and fills `/dev` under the new root.
-pub fn populate(dev: &Path) -> SetupResult<()> {
-    mount_at(
-        Some("tmpfs"),
-        dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )?;
-    for (name, major, minor) in DEVICES {
-        let path = dev.join(name);
-        mknod(
-            &path,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            makedev(major, minor),
-        )
-        .map_err(|errno| SetupError::io("create device", &path, errno.into()))?;
-        // mknod is subject to the umask; the nodes must be world-usable.
-        nix::sys::stat::fchmodat(
-            None,
-            &path,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|errno| SetupError::io("chmod", &path, errno.into()))?;
+/// Mounts and fills `/dev` under the new root: the standard nodes, or
+/// every host device for `--privileged`, plus `extra` devices.
+pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> SetupResult<()> {
+    if host_devices {
+        mount_at(Some("devtmpfs"), dev, Some("devtmpfs"), MsFlags::MS_NOSUID, None)?;
+    } else {
+        mount_at(
+            Some("tmpfs"),
+            dev,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        )?;
+        for (name, major, minor) in DEVICES {
+            make_node(&dev.join(name), SFlag::S_IFCHR, major, minor, 0o666)?;
+        }
+        for (name, target) in [
+            ("ptmx", "pts/ptmx"),
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            let path = dev.join(name);
+            symlink(target, &path).map_err(|e| SetupError::io("create symlink", &path, e))?;
+        }
     }
-    for (name, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        let path = dev.join(name);
-        symlink(target, &path).map_err(|e| SetupError::io("create symlink", &path, e))?;
+    for device in extra {
+        let relative = device.path.trim_start_matches("/dev/").trim_start_matches('/');
+        let path = dev.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| SetupError::io("create directory", parent, e))?;
+        }
+        let kind = if device.kind == 'b' { SFlag::S_IFBLK } else { SFlag::S_IFCHR };
+        make_node(&path, kind, device.major, device.minor, device.mode)?;
     }
     let pts = ensure_dir(dev, "pts")?;
     mount_at(
@@ -87,7 +87,21 @@ pub fn populate(dev: &Path) -> SetupResult<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
-    // The console device belongs to the tty group like on a host.
-    let _ = chown(&dev.join("tty"), None, Some(Gid::from_raw(TTY_GID)));
+    if host_devices {
+        // devtmpfs's ptmx belongs to the host's devpts: use the private one.
+        mount_at(Some(&pts.join("ptmx")), &dev.join("ptmx"), None, MsFlags::MS_BIND, None)?;
+    } else {
+        // The console device belongs to the tty group like on a host.
+        let _ = chown(&dev.join("tty"), None, Some(Gid::from_raw(TTY_GID)));
+    }
     Ok(())
+}
+
+/// mknod, then chmod: mknod is subject to the umask.
+fn make_node(path: &Path, kind: SFlag, major: u64, minor: u64, mode: u32) -> SetupResult<()> {
+    let mode = Mode::from_bits_truncate(mode);
+    mknod(path, kind, mode, makedev(major, minor))
+        .map_err(|errno| SetupError::io("create device", path, errno.into()))?;
+    nix::sys::stat::fchmodat(None, path, mode, nix::sys::stat::FchmodatFlags::FollowSymlink)
+        .map_err(|errno| SetupError::io("chmod", path, errno.into()))
 }

@@ -26,6 +26,10 @@ pub struct RootfsPlan<'a> {
     pub merged: PathBuf,
     /// Host files bind-mounted over `/etc/<name>` (hostname, hosts, resolv.conf).
     pub etc_files: Vec<(&'static str, PathBuf)>,
+    /// Every host device in /dev (`--privileged`).
+    pub host_devices: bool,
+    /// Extra host devices (`--device`).
+    pub devices: &'a [mcm_common::container::DeviceConfig],
     /// User mounts, placed after the container's own.
     pub mounts: &'a [mcm_common::container::MountConfig],
     /// Mount the root read-only.
@@ -45,7 +49,7 @@ pub fn build(plan: &RootfsPlan) -> SetupResult<()> {
         None,
     )?;
     mount_overlay(plan)?;
-    mount_kernel_filesystems(&plan.merged)?;
+    mount_kernel_filesystems(&plan.merged, plan)?;
     bind_etc_files(&plan.merged, &plan.etc_files)?;
     volumes::mount_all(&plan.merged, plan.mounts)?;
     if plan.mask_kernel_paths {
@@ -73,7 +77,7 @@ fn mount_overlay(plan: &RootfsPlan) -> SetupResult<()> {
     )
 }
 
-fn mount_kernel_filesystems(root: &Path) -> SetupResult<()> {
+fn mount_kernel_filesystems(root: &Path, plan: &RootfsPlan) -> SetupResult<()> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     // /proc of the new PID namespace: this process is its PID 1.
     mount_at(
@@ -83,7 +87,7 @@ fn mount_kernel_filesystems(root: &Path) -> SetupResult<()> {
         nosuid_noexec_nodev,
         None,
     )?;
-    dev::populate(&ensure_dir(root, "dev")?)?;
+    dev::populate(&ensure_dir(root, "dev")?, plan.host_devices, plan.devices)?;
     mount_at(
         Some("sysfs"),
         &ensure_dir(root, "sys")?,
