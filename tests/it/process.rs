@@ -289,3 +289,14 @@ fn ctrl_c_in_a_tty_interrupts_the_foreground_job() {
     assert!(out.contains("alive"), "{out}");
     env.finish();
 }
+
+#[test]
+fn detached_tty_output_reaches_the_log() {
+    let env = TestEnv::new();
+    let id = env.run_detached(&["-t", "busybox", "sh", "-c", "tty; echo hello; sleep 1000"]);
+    env.wait_for("tty output in the log", WAIT, || env.mcm(&["logs", &id]).stdout.contains("hello"));
+    let logs = env.mcm(&["logs", &id]).ok();
+    assert!(logs.contains("/dev/pts/0"), "{logs}");
+    assert_eq!(env.inspect(&id, "/State/Status"), "running");
+    env.finish();
+}

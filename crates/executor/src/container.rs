@@ -33,6 +33,8 @@ pub struct ChildSetup<'a> {
     pub exit_file: File,
     pub tty_size: Option<TermSize>,
     pub hardening: &'a Hardening,
+    /// mcm stays attached to the container's terminal.
+    pub attached: bool,
 }
 
 /// Runs in the cloned child; never returns.
@@ -61,6 +63,7 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
         exit_file,
         tty_size,
         hardening,
+        attached,
     } = setup;
     // Die with the executor while setting up; cleared once started.
     prctl::set_pdeathsig(Signal::SIGKILL)
@@ -135,8 +138,10 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
         ForkResult::Parent { child } => {
             drop(exec_report);
             drop(channel);
-            let _keep_terminal_open = master;
-            init::run(child, exit_file)
+            // Attached, mcm relays the terminal; detached, the init drains
+            // it into the log. Either way its copy keeps the pty alive.
+            let (_keep_open, drain) = if attached { (master, None) } else { (None, master) };
+            init::run(child, exit_file, drain)
         }
     }
 }

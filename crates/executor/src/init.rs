@@ -8,6 +8,11 @@
 //! exit code and exits with it, which ends the whole PID namespace.
 
 use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::io::{AsFd, OwnedFd};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -47,21 +52,80 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
 }
 
 /// Runs until `command` exits; records its exit and exits with its code.
-pub fn run(command: Pid, exit_file: File) -> ! {
+///
+/// `pty_output`: for a detached `-t` container, the pty master, whose
+/// output the init copies to its stdout (the container log), so the
+/// terminal never fills up and `mcm logs` shows what the command wrote.
+pub fn run(command: Pid, exit_file: File, pty_output: Option<OwnedFd>) -> ! {
     let signals = handled_signals();
-    let code = loop {
-        let Ok(sig) = signals.wait() else { continue };
-        if sig != Signal::SIGCHLD {
-            let _ = kill(command, sig);
-            continue;
-        }
-        if let Some(code) = reap_all(command) {
-            break code;
-        }
+    let code = match pty_output {
+        None => loop {
+            let Ok(sig) = signals.wait() else { continue };
+            if let Some(code) = handle(sig, command) {
+                break code;
+            }
+        },
+        Some(master) => relay_until_exit(command, signals, master),
     };
     let _ = write_exit_to(&exit_file, &ExitRecord::now(code));
     drop(exit_file);
     std::process::exit(code)
+}
+
+/// Forwards `sig` or reaps on SIGCHLD; the command's code once it is gone.
+fn handle(sig: Signal, command: Pid) -> Option<i32> {
+    if sig != Signal::SIGCHLD {
+        let _ = kill(command, sig);
+        return None;
+    }
+    reap_all(command)
+}
+
+/// The signal loop of a detached `-t` container: signals through a
+/// signalfd, polled together with the pty master.
+fn relay_until_exit(command: Pid, signals: SigSet, master: OwnedFd) -> i32 {
+    let Ok(signal_fd) = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC) else {
+        // Without a signalfd the output is not drained, but signals still work.
+        loop {
+            if let Ok(sig) = signals.wait() {
+                if let Some(code) = handle(sig, command) {
+                    return code;
+                }
+            }
+        }
+    };
+    let mut master = Some(File::from(master));
+    let mut stdout = std::io::stdout();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+        if let Some(m) = &master {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let master_events = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        let signal_ready = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if !master_events.is_empty() {
+            match master.as_mut().map(|m| m.read(&mut buf)) {
+                Some(Ok(n)) if n > 0 => {
+                    let _ = stdout.write_all(&buf[..n]);
+                }
+                // EIO: no slave is open any more.
+                _ => master = None,
+            }
+        }
+        if signal_ready {
+            if let Ok(Some(info)) = signal_fd.read_signal() {
+                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                    if let Some(code) = handle(sig, command) {
+                        return code;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Reaps every exited child; returns the command's exit code if it was one.

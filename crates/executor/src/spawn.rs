@@ -100,6 +100,7 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
                 exit_file,
                 tty_size: options.tty_size,
                 hardening: &hardening,
+                attached: options.foreground,
             })
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
