@@ -24,7 +24,9 @@ fn sleeper(env: &TestEnv) -> String {
 fn exec_sees_the_container() {
     let env = TestEnv::new();
     let id = sleeper(&env);
-    let script = "hostname; readlink /proc/self/ns/pid; readlink /proc/1/ns/pid; cat /proc/1/comm; \
+    // PID 2 is the container's command (mcm's init, PID 1, is not
+    // inspectable from inside: it is non-dumpable).
+    let script = "hostname; readlink /proc/self/ns/pid; readlink /proc/2/ns/pid; cat /proc/1/comm; \
                   grep ' / / ' /proc/self/mountinfo | cut -d' ' -f9; ls /bin/busybox; pwd; echo $FROM_RUN";
     let out = env.mcm(&["exec", &id, "sh", "-c", script]).ok();
     let lines: Vec<&str> = out.lines().collect();
@@ -190,7 +192,7 @@ fn exec_tty_is_a_real_terminal() {
     let (code, out) = crate::process::in_terminal(
         &env,
         &format!("exec -it {id} sh"),
-        "tty\necho $((6*7))\nexit 6\n",
+        &["tty\n", "echo $((6*7))\n", "exit 6\n"],
     );
     assert_eq!(code, 6, "{out}");
     assert!(out.contains("/dev/pts/"), "{out}");

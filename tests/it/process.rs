@@ -230,9 +230,13 @@ fn stdin_is_attached_only_with_i() {
     env.finish();
 }
 
-/// Runs `mcm ARGS` under `script`, which gives it a real terminal, feeding
-/// `input`; returns (exit code, what the terminal showed).
-pub fn in_terminal(env: &TestEnv, args: &str, input: &str) -> (i32, String) {
+/// Runs `mcm ARGS` under `script`, which gives it a real terminal, and
+/// types `input` into it like a person: each line once the shell shows its
+/// next prompt (`# `), a lone Ctrl-C a moment after the previous line.
+/// Returns (exit code, what the terminal showed).
+pub fn in_terminal(env: &TestEnv, args: &str, input: &[&str]) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
     let command = format!(
         "MCM_ROOT={} MCM_CGROUP_PARENT={} {} {args}",
         env.root.path().display(),
@@ -245,31 +249,55 @@ pub fn in_terminal(env: &TestEnv, args: &str, input: &str) -> (i32, String) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        for line in input.split_inclusive('\n') {
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = std::io::Write::write_all(&mut stdin, line.as_bytes());
+    let shown = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = shown.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
-        std::thread::sleep(Duration::from_secs(2));
-        drop(stdin);
     });
-    let out = child.wait_with_output().unwrap();
-    let _ = writer.join();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let mut stdin = child.stdin.take().unwrap();
+    let mut prompts_needed = 0;
+    for chunk in input {
+        if *chunk == "\u{3}" {
+            std::thread::sleep(Duration::from_secs(2));
+        } else {
+            prompts_needed += 1;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while shown.lock().unwrap().matches("# ").count() < prompts_needed
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = stdin.write_all(chunk.as_bytes());
+    }
+    // Keep the terminal open until the command is done.
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let out = shown.lock().unwrap().clone();
+    (status.code().unwrap_or(-1), out)
 }
 
 #[test]
 fn tty_gives_a_real_terminal() {
     let env = TestEnv::new();
-    let (code, out) = in_terminal(&env, "run --rm -t busybox sh -c 'tty; stty size'", "");
+    let (code, out) = in_terminal(&env, "run --rm -t busybox sh -c 'tty; stty size'", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("/dev/pts/0"), "{out}");
-    let (code, out) = in_terminal(&env, "run --rm -it busybox sh", "echo $((6*7))\nexit 5\n");
+    let (code, out) = in_terminal(
+        &env,
+        "run --rm -it busybox sh",
+        &["echo $((6*7))\n", "exit 5\n"],
+    );
     assert_eq!(code, 5, "{out}");
     assert!(out.contains("42"), "{out}");
     env.finish();
@@ -283,7 +311,7 @@ fn ctrl_c_in_a_tty_interrupts_the_foreground_job() {
     let (code, out) = in_terminal(
         &env,
         "run --rm -it busybox sh",
-        "sleep 100\n\u{3}echo alive\nexit 4\n",
+        &["sleep 100\n", "\u{3}", "echo alive\n", "exit 4\n"],
     );
     assert_eq!(code, 4, "{out}");
     assert!(out.contains("alive"), "{out}");
@@ -294,7 +322,9 @@ fn ctrl_c_in_a_tty_interrupts_the_foreground_job() {
 fn detached_tty_output_reaches_the_log() {
     let env = TestEnv::new();
     let id = env.run_detached(&["-t", "busybox", "sh", "-c", "tty; echo hello; sleep 1000"]);
-    env.wait_for("tty output in the log", WAIT, || env.mcm(&["logs", &id]).stdout.contains("hello"));
+    env.wait_for("tty output in the log", WAIT, || {
+        env.mcm(&["logs", &id]).stdout.contains("hello")
+    });
     let logs = env.mcm(&["logs", &id]).ok();
     assert!(logs.contains("/dev/pts/0"), "{logs}");
     assert_eq!(env.inspect(&id, "/State/Status"), "running");

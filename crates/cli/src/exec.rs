@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use mcm_common::container::Status;
+use mcm_common::security::SeccompMode;
 
 use crate::error::{Error, Result};
 use crate::helpers::{self, NSENTER};
@@ -86,6 +87,25 @@ impl Runtime {
         }
         if spec.tty {
             command.arg("--tty");
+        }
+        // The same hardening as the container's own processes.
+        let security = &container.config.security;
+        let mask = security
+            .capability_mask()
+            .map_err(|e| Error::InvalidValue {
+                what: "capabilities of",
+                value: container.config.short_id().to_string(),
+                reason: e.to_string(),
+            })?;
+        command.arg("--caps").arg(format!("{mask:x}"));
+        let seccomp = match (security.privileged, &security.seccomp) {
+            (true, _) | (_, SeccompMode::Unconfined) => "unconfined".into(),
+            (false, SeccompMode::Default) => "default".into(),
+            (false, SeccompMode::Profile) => container.dir.seccomp_profile().display().to_string(),
+        };
+        command.arg("--seccomp").arg(seccomp);
+        if security.no_new_privileges {
+            command.arg("--no-new-privs");
         }
         if spec.detach {
             command.arg("--detach");

@@ -15,7 +15,7 @@ use crate::error::{Error, Result, EXIT_MCM_FAILED};
 use crate::helpers::{self, EXECUTOR};
 use crate::pidfd::InitHandle;
 use crate::runtime::Container;
-use crate::terminal;
+use mcm_common::terminal;
 
 /// Descriptor number the executor finds its end of the sync channel on.
 const SYNC_FD: i32 = 3;

@@ -16,12 +16,11 @@ pub mod names;
 mod pidfd;
 pub mod runtime;
 pub mod spec;
-mod terminal;
 
 pub use error::{Error, Result};
 pub use launch::Attached;
 pub use mcm_common::cgroups::Limits;
 pub use mcm_common::container::{ContainerConfig, NetworkMode, Status};
+pub use mcm_common::terminal::window_size;
 pub use runtime::{Container, Listing, Runtime};
 pub use spec::RunSpec;
-pub use terminal::window_size;

@@ -206,17 +206,27 @@ impl Runtime {
     /// Refuses unknown capabilities and unusable seccomp profiles before
     /// anything is created; returns the profile's text to store.
     fn check_security(&self, spec: &RunSpec) -> Result<Option<String>> {
-        let invalid = |what, value: String, reason: String| Error::InvalidValue { what, value, reason };
-        let mask = spec
-            .security
-            .capability_mask()
-            .map_err(|e| invalid("capability", format!("{:?}", spec.security.cap_add), e.to_string()))?;
+        let invalid = |what, value: String, reason: String| Error::InvalidValue {
+            what,
+            value,
+            reason,
+        };
+        let mask = spec.security.capability_mask().map_err(|e| {
+            invalid(
+                "capability",
+                format!("{:?}", spec.security.cap_add),
+                e.to_string(),
+            )
+        })?;
         let Some(path) = &spec.seccomp_profile else {
             return Ok(None);
         };
         let text = fs::read_to_string(path).map_err(Error::io("read seccomp profile", path))?;
-        mcm_common::security::seccomp::docker_profile_filters(&text, &mcm_common::security::capabilities::names(mask))
-            .map_err(|e| invalid("seccomp profile", path.display().to_string(), e.to_string()))?;
+        mcm_common::security::seccomp::docker_profile_filters(
+            &text,
+            &mcm_common::security::capabilities::names(mask),
+        )
+        .map_err(|e| invalid("seccomp profile", path.display().to_string(), e.to_string()))?;
         Ok(Some(text))
     }
 

@@ -112,7 +112,11 @@ pub mod mounts {
 
     fn destination(what: &'static str, value: &str, dst: &str) -> Result<String> {
         if !dst.starts_with('/') || dst == "/" {
-            return Err(invalid(what, value, "the container path must be absolute and not /"));
+            return Err(invalid(
+                what,
+                value,
+                "the container path must be absolute and not /",
+            ));
         }
         Ok(dst.to_string())
     }
@@ -167,7 +171,11 @@ pub mod mounts {
         match kind.unwrap_or("bind") {
             "bind" => Ok(MountConfig {
                 kind: MountKind::Bind,
-                source: host_source("mount", value, src.ok_or_else(|| invalid("mount", value, "src= is required"))?)?,
+                source: host_source(
+                    "mount",
+                    value,
+                    src.ok_or_else(|| invalid("mount", value, "src= is required"))?,
+                )?,
                 destination: destination("mount", value, dst)?,
                 read_only,
                 options: String::new(),
@@ -177,9 +185,15 @@ pub mod mounts {
                 source: PathBuf::new(),
                 destination: destination("mount", value, dst)?,
                 read_only,
-                options: size.map(|s| format!("mode=1777,size={s}")).unwrap_or_default(),
+                options: size
+                    .map(|s| format!("mode=1777,size={s}"))
+                    .unwrap_or_default(),
             }),
-            other => Err(invalid("mount", value, format!("type {other:?} is not supported (bind, tmpfs)"))),
+            other => Err(invalid(
+                "mount",
+                value,
+                format!("type {other:?} is not supported (bind, tmpfs)"),
+            )),
         }
     }
 
@@ -214,7 +228,8 @@ pub mod mounts {
             [host, path, access] if is_access(access) => (*host, *path, *access),
             _ => return Err(invalid("device", value, "expected HOST[:CONTAINER][:rwm]")),
         };
-        let meta = std::fs::metadata(host).map_err(|e| invalid("device", value, format!("{host}: {e}")))?;
+        let meta = std::fs::metadata(host)
+            .map_err(|e| invalid("device", value, format!("{host}: {e}")))?;
         let kind = if meta.file_type().is_char_device() {
             'c'
         } else if meta.file_type().is_block_device() {
@@ -223,7 +238,11 @@ pub mod mounts {
             return Err(invalid("device", value, format!("{host} is not a device")));
         };
         if !path.starts_with("/dev/") {
-            return Err(invalid("device", value, "the container path must be under /dev/"));
+            return Err(invalid(
+                "device",
+                value,
+                "the container path must be under /dev/",
+            ));
         }
         Ok(mcm_common::container::DeviceConfig {
             path: path.to_string(),
@@ -255,7 +274,14 @@ pub mod mounts {
             assert_eq!(m.destination, "/data");
             assert!(m.read_only);
             assert!(!volume("/tmp:/data").unwrap().read_only);
-            for bad in ["/tmp", "relative:/x", "/tmp:relative", "/tmp:/x:rx", "/no/such/dir:/x", "/tmp:/"] {
+            for bad in [
+                "/tmp",
+                "relative:/x",
+                "/tmp:relative",
+                "/tmp:/x:rx",
+                "/no/such/dir:/x",
+                "/tmp:/",
+            ] {
                 assert!(volume(bad).is_err(), "{bad}");
             }
         }
@@ -273,7 +299,10 @@ pub mod mounts {
 
         #[test]
         fn tmpfs_flags() {
-            assert_eq!(tmpfs("/run:size=64m").unwrap().options, "mode=1777,size=64m");
+            assert_eq!(
+                tmpfs("/run:size=64m").unwrap().options,
+                "mode=1777,size=64m"
+            );
             assert_eq!(tmpfs("/run").unwrap().options, "");
             assert!(tmpfs("run").is_err());
         }

@@ -7,10 +7,12 @@
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod paths;
 pub mod proc;
 pub mod security;
 pub mod store;
 pub mod sync;
+pub mod terminal;
 
 pub use error::{Error, Result};

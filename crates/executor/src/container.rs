@@ -17,12 +17,12 @@ use mcm_common::paths::ContainerDir;
 use mcm_common::security::Hardening;
 use mcm_common::sync::{Channel, Message};
 
-use crate::command::{self, CommandSpec};
 use crate::error::{SetupError, SetupResult};
 use crate::init;
 use crate::network;
 use crate::rootfs::{self, RootfsPlan};
 use crate::tty::{self, TermSize};
+use mcm_common::exec::{self as command, CommandSpec};
 
 /// What the child needs, handed over across the clone.
 pub struct ChildSetup<'a> {
@@ -121,9 +121,14 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
         Some((master, slave)) => (Some(master), Some(slave)),
         None => (None, None),
     };
-    let spec = CommandSpec::new(&config.command, &config.env, &config.workdir, slave, hardening).ok_or_else(
-        || SetupError::Usage("command, environment or workdir holds a NUL byte".into()),
-    )?;
+    let spec = CommandSpec::new(
+        &config.command,
+        &config.env,
+        &config.workdir,
+        slave,
+        hardening,
+    )
+    .ok_or_else(|| SetupError::Usage("command, environment or workdir holds a NUL byte".into()))?;
     if !config.init {
         command::exec(&spec, exec_report);
     }
@@ -140,7 +145,11 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
             drop(channel);
             // Attached, mcm relays the terminal; detached, the init drains
             // it into the log. Either way its copy keeps the pty alive.
-            let (_keep_open, drain) = if attached { (master, None) } else { (None, master) };
+            let (_keep_open, drain) = if attached {
+                (master, None)
+            } else {
+                (None, master)
+            };
             init::run(child, exit_file, drain)
         }
     }

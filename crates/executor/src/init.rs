@@ -105,8 +105,13 @@ fn relay_until_exit(command: Pid, signals: SigSet, master: OwnedFd) -> i32 {
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             continue;
         }
-        let master_events = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
-        let signal_ready = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let master_events = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .unwrap_or(PollFlags::empty());
+        let signal_ready = fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
         if !master_events.is_empty() {
             match master.as_mut().map(|m| m.read(&mut buf)) {
                 Some(Ok(n)) if n > 0 => {

@@ -14,7 +14,6 @@
 //! then exits and leaves only the container's init behind; in the
 //! foreground it waits for the container and exits with its code.
 
-mod command;
 mod container;
 mod error;
 mod init;

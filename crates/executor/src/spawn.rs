@@ -19,12 +19,12 @@ use mcm_common::security::Hardening;
 use mcm_common::store;
 use mcm_common::sync::{Channel, Message};
 
-use crate::command::{describe_failure, read_failure};
 use crate::container::{self, ChildSetup};
 use crate::error::{SetupError, SetupResult};
 use crate::init;
 use crate::namespaces::{clone_into, container_flags, Cloned};
 use crate::Options;
+use mcm_common::exec::{describe_failure, read_failure};
 
 /// Starts the container; returns the executor's exit code.
 pub fn run(options: &Options, sync: Channel) -> i32 {

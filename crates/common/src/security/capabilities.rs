@@ -49,7 +49,11 @@ pub fn all_known() -> u64 {
 /// Parses `NET_ADMIN`, `cap_net_admin` or `CAP_NET_ADMIN`.
 fn parse(name: &str) -> Result<Capability, CapabilityError> {
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     Capability::from_str(&full).map_err(|_| CapabilityError::Unknown(name.to_string()))
 }
 
@@ -60,13 +64,20 @@ pub fn resolve(add: &[String], drop: &[String]) -> Result<u64, CapabilityError> 
     let mut mask = if drop.iter().any(is_all) {
         0
     } else {
-        DEFAULT_CAPABILITIES.into_iter().map(bit).fold(0, |m, b| m | b)
+        DEFAULT_CAPABILITIES
+            .into_iter()
+            .map(bit)
+            .fold(0, |m, b| m | b)
     };
     for name in drop.iter().filter(|n| !is_all(n)) {
         mask &= !bit(parse(name)?);
     }
     for name in add {
-        mask |= if is_all(name) { all_known() } else { bit(parse(name)?) };
+        mask |= if is_all(name) {
+            all_known()
+        } else {
+            bit(parse(name)?)
+        };
     }
     Ok(mask)
 }
@@ -75,7 +86,10 @@ pub fn resolve(add: &[String], drop: &[String]) -> Result<u64, CapabilityError> 
 /// CAP_SETPCAP is still held), then effective, permitted and inheritable,
 /// and the ambient set cleared, so nothing can be regained by exec.
 pub fn apply(mask: u64) -> Result<(), CapabilityError> {
-    let keep: CapsHashSet = caps::all().into_iter().filter(|c| mask & bit(*c) != 0).collect();
+    let keep: CapsHashSet = caps::all()
+        .into_iter()
+        .filter(|c| mask & bit(*c) != 0)
+        .collect();
     let fail = |set| move |source| CapabilityError::Apply { set, source };
     for cap in caps::all() {
         if !keep.contains(&cap) {
@@ -90,6 +104,15 @@ pub fn apply(mask: u64) -> Result<(), CapabilityError> {
     caps::set(None, CapSet::Permitted, &keep).map_err(fail("permitted"))?;
     caps::set(None, CapSet::Inheritable, &keep).map_err(fail("inheritable"))?;
     Ok(())
+}
+
+/// The `CAP_*` names of the capabilities in `mask`.
+pub fn names(mask: u64) -> std::collections::BTreeSet<String> {
+    caps::all()
+        .into_iter()
+        .filter(|c| mask & bit(*c) != 0)
+        .map(|c| c.to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -110,7 +133,10 @@ mod tests {
         assert_ne!(mask & bit(Capability::CAP_NET_ADMIN), 0);
         assert_eq!(mask & bit(Capability::CAP_KILL), 0);
         assert_eq!(resolve(&[], &["ALL".into()]).unwrap(), 0);
-        assert_eq!(resolve(&["CHOWN".into()], &["all".into()]).unwrap(), bit(Capability::CAP_CHOWN));
+        assert_eq!(
+            resolve(&["CHOWN".into()], &["all".into()]).unwrap(),
+            bit(Capability::CAP_CHOWN)
+        );
         assert_eq!(resolve(&["ALL".into()], &[]).unwrap(), all_known());
     }
 
@@ -120,13 +146,4 @@ mod tests {
         assert!(err.to_string().contains("NOT_A_CAP"));
         assert!(resolve(&[], &["bogus".into()]).is_err());
     }
-}
-
-/// The `CAP_*` names of the capabilities in `mask`.
-pub fn names(mask: u64) -> std::collections::BTreeSet<String> {
-    caps::all()
-        .into_iter()
-        .filter(|c| mask & bit(*c) != 0)
-        .map(|c| c.to_string())
-        .collect()
 }

@@ -78,23 +78,50 @@ pub enum HardeningError {
 impl Hardening {
     /// Computes the hardening of `config`; `profile` is the path of the
     /// stored Docker-format profile when `config.seccomp` is `Profile`.
-    pub fn prepare(config: &SecurityConfig, profile: &std::path::Path) -> Result<Hardening, HardeningError> {
-        let capabilities = config.capability_mask()?;
-        let seccomp = match (config.privileged, &config.seccomp) {
-            (true, _) | (_, SeccompMode::Unconfined) => None,
-            (false, SeccompMode::Default) => Some(seccomp::default_filters()?),
-            (false, SeccompMode::Profile) => {
-                let text = std::fs::read_to_string(profile).map_err(|source| HardeningError::Profile {
-                    path: profile.display().to_string(),
-                    source,
-                })?;
-                Some(seccomp::docker_profile_filters(&text, &capabilities::names(capabilities))?)
+    pub fn prepare(
+        config: &SecurityConfig,
+        profile: &std::path::Path,
+    ) -> Result<Hardening, HardeningError> {
+        let mode = if config.privileged {
+            SeccompMode::Unconfined
+        } else {
+            config.seccomp.clone()
+        };
+        Hardening::with_mask(
+            config.capability_mask()?,
+            &mode,
+            profile,
+            config.no_new_privileges,
+        )
+    }
+
+    /// The same from an already computed capability mask (what `mcm exec`
+    /// hands to mcm-nsenter).
+    pub fn with_mask(
+        capabilities: u64,
+        mode: &SeccompMode,
+        profile: &std::path::Path,
+        no_new_privs: bool,
+    ) -> Result<Hardening, HardeningError> {
+        let seccomp = match mode {
+            SeccompMode::Unconfined => None,
+            SeccompMode::Default => Some(seccomp::default_filters()?),
+            SeccompMode::Profile => {
+                let text =
+                    std::fs::read_to_string(profile).map_err(|source| HardeningError::Profile {
+                        path: profile.display().to_string(),
+                        source,
+                    })?;
+                Some(seccomp::docker_profile_filters(
+                    &text,
+                    &capabilities::names(capabilities),
+                )?)
             }
         };
         Ok(Hardening {
             capabilities,
             seccomp,
-            no_new_privs: config.no_new_privileges,
+            no_new_privs,
         })
     }
 

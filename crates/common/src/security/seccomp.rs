@@ -34,7 +34,7 @@ fn arch() -> Result<TargetArch, SeccompError> {
 /// kernel modules and kexec, keyrings, BPF and perf, mounting and
 /// namespaces, tracing other processes, clocks, swap, reboot, quotas,
 /// NUMA policy, I/O ports and obsolete calls.
-const DENIED: &[libc::c_long] = &[
+const DENIED: &[i64] = &[
     libc::SYS_acct,
     libc::SYS_add_key,
     libc::SYS_bpf,
@@ -114,16 +114,21 @@ fn build_error(e: impl std::fmt::Display) -> SeccompError {
 /// mcm's default profile.
 pub fn default_filters() -> Result<Filters, SeccompError> {
     let mut denied: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|&nr| (nr as i64, Vec::new())).collect();
+        DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|&flag| {
-            let condition = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag)?;
+            let condition = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )?;
             SeccompRule::new(vec![condition])
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(build_error)?;
-    denied.insert(libc::SYS_clone as i64, clone_rules);
+    denied.insert(libc::SYS_clone, clone_rules);
     let deny = SeccompFilter::new(
         denied,
         SeccompAction::Allow,
@@ -134,7 +139,7 @@ pub fn default_filters() -> Result<Filters, SeccompError> {
     // clone3 passes its flags in memory a filter cannot read: answer
     // ENOSYS so libcs fall back to clone(2), whose flags are checked.
     let clone3 = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_clone3 as i64, Vec::new())]),
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         arch()?,
@@ -178,7 +183,9 @@ pub fn install(filters: &Filters) -> Result<(), SeccompError> {
             )
         };
         if ret != 0 {
-            return Err(SeccompError::Install(std::io::Error::last_os_error().to_string()));
+            return Err(SeccompError::Install(
+                std::io::Error::last_os_error().to_string(),
+            ));
         }
     }
     Ok(())
@@ -273,7 +280,11 @@ fn op_json(arg: &DockerArg) -> Result<(serde_json::Value, u64), SeccompError> {
         "SCMP_CMP_GT" => (json!("gt"), arg.value),
         "SCMP_CMP_GE" => (json!("ge"), arg.value),
         "SCMP_CMP_MASKED_EQ" => (json!({ "masked_eq": arg.value }), arg.value_two),
-        other => return Err(SeccompError::Profile(format!("unsupported operator {other}"))),
+        other => {
+            return Err(SeccompError::Profile(format!(
+                "unsupported operator {other}"
+            )))
+        }
     })
 }
 
@@ -284,14 +295,19 @@ fn known_syscall(name: &str) -> bool {
         "match_action": { "errno": 1 },
         "filter": [{ "syscall": name }],
     }});
-    arch().is_ok_and(|arch| seccompiler::compile_from_json(probe.to_string().as_bytes(), arch).is_ok())
+    arch().is_ok_and(|arch| {
+        seccompiler::compile_from_json(probe.to_string().as_bytes(), arch).is_ok()
+    })
 }
 
 /// Compiles a Docker-format JSON profile for a container holding the
 /// capabilities in `capability_names` (rules gated on capabilities or
 /// other architectures are skipped as Docker skips them; system calls
 /// this kernel's architecture lacks are ignored).
-pub fn docker_profile_filters(profile: &str, capability_names: &BTreeSet<String>) -> Result<Filters, SeccompError> {
+pub fn docker_profile_filters(
+    profile: &str,
+    capability_names: &BTreeSet<String>,
+) -> Result<Filters, SeccompError> {
     let profile: DockerProfile =
         serde_json::from_str(profile).map_err(|e| SeccompError::Profile(e.to_string()))?;
     let default = action(&profile.default_action, profile.default_errno_ret)?;
@@ -299,9 +315,18 @@ pub fn docker_profile_filters(profile: &str, capability_names: &BTreeSet<String>
     // Rules grouped by action; each group becomes one filter.
     let mut groups: Vec<(SeccompAction, Vec<serde_json::Value>)> = Vec::new();
     for rule in &profile.syscalls {
-        let caps_ok = rule.includes.caps.iter().all(|c| capability_names.contains(c))
-            && !rule.excludes.caps.iter().any(|c| capability_names.contains(c));
-        let arch_ok = (rule.includes.arches.is_empty() || rule.includes.arches.iter().any(|a| a == arch_name))
+        let caps_ok = rule
+            .includes
+            .caps
+            .iter()
+            .all(|c| capability_names.contains(c))
+            && !rule
+                .excludes
+                .caps
+                .iter()
+                .any(|c| capability_names.contains(c));
+        let arch_ok = (rule.includes.arches.is_empty()
+            || rule.includes.arches.iter().any(|a| a == arch_name))
             && !rule.excludes.arches.iter().any(|a| a == arch_name);
         let rule_action = action(&rule.action, rule.errno_ret.or(profile.default_errno_ret))?;
         if !caps_ok || !arch_ok || rule_action == default {
@@ -336,7 +361,11 @@ pub fn docker_profile_filters(profile: &str, capability_names: &BTreeSet<String>
     groups.sort_by_key(|(_, entries)| std::cmp::Reverse(entries.len()));
     let mut filters = Vec::new();
     for (i, (group_action, entries)) in groups.iter().enumerate() {
-        let mismatch = if i == 0 { default.clone() } else { SeccompAction::Allow };
+        let mismatch = if i == 0 {
+            default.clone()
+        } else {
+            SeccompAction::Allow
+        };
         if mismatch == *group_action {
             continue;
         }
@@ -345,14 +374,24 @@ pub fn docker_profile_filters(profile: &str, capability_names: &BTreeSet<String>
             "match_action": action_json(group_action),
             "filter": entries,
         }});
-        let mut compiled = seccompiler::compile_from_json(doc.to_string().as_bytes(), arch()?).map_err(build_error)?;
-        filters.push(compiled.remove("f").ok_or_else(|| build_error("filter missing after compilation"))?);
+        let mut compiled = seccompiler::compile_from_json(doc.to_string().as_bytes(), arch()?)
+            .map_err(build_error)?;
+        filters.push(
+            compiled
+                .remove("f")
+                .ok_or_else(|| build_error("filter missing after compilation"))?,
+        );
     }
     if filters.is_empty() && default != SeccompAction::Allow {
         // Nothing but a default: every system call gets it.
         let doc = json!({ "f": { "mismatch_action": action_json(&default), "match_action": "allow", "filter": [] } });
-        let mut compiled = seccompiler::compile_from_json(doc.to_string().as_bytes(), arch()?).map_err(build_error)?;
-        filters.push(compiled.remove("f").ok_or_else(|| build_error("filter missing after compilation"))?);
+        let mut compiled = seccompiler::compile_from_json(doc.to_string().as_bytes(), arch()?)
+            .map_err(build_error)?;
+        filters.push(
+            compiled
+                .remove("f")
+                .ok_or_else(|| build_error("filter missing after compilation"))?,
+        );
     }
     Ok(filters)
 }

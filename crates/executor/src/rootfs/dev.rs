@@ -29,7 +29,13 @@ const TTY_GID: u32 = 5;
 /// every host device for `--privileged`, plus `extra` devices.
 pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> SetupResult<()> {
     if host_devices {
-        mount_at(Some("devtmpfs"), dev, Some("devtmpfs"), MsFlags::MS_NOSUID, None)?;
+        mount_at(
+            Some("devtmpfs"),
+            dev,
+            Some("devtmpfs"),
+            MsFlags::MS_NOSUID,
+            None,
+        )?;
     } else {
         mount_at(
             Some("tmpfs"),
@@ -53,12 +59,20 @@ pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> Setup
         }
     }
     for device in extra {
-        let relative = device.path.trim_start_matches("/dev/").trim_start_matches('/');
+        let relative = device
+            .path
+            .trim_start_matches("/dev/")
+            .trim_start_matches('/');
         let path = dev.join(relative);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| SetupError::io("create directory", parent, e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SetupError::io("create directory", parent, e))?;
         }
-        let kind = if device.kind == 'b' { SFlag::S_IFBLK } else { SFlag::S_IFCHR };
+        let kind = if device.kind == 'b' {
+            SFlag::S_IFBLK
+        } else {
+            SFlag::S_IFCHR
+        };
         make_node(&path, kind, device.major, device.minor, device.mode)?;
     }
     let pts = ensure_dir(dev, "pts")?;
@@ -89,7 +103,13 @@ pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> Setup
     )?;
     if host_devices {
         // devtmpfs's ptmx belongs to the host's devpts: use the private one.
-        mount_at(Some(&pts.join("ptmx")), &dev.join("ptmx"), None, MsFlags::MS_BIND, None)?;
+        mount_at(
+            Some(&pts.join("ptmx")),
+            &dev.join("ptmx"),
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
     } else {
         // The console device belongs to the tty group like on a host.
         let _ = chown(&dev.join("tty"), None, Some(Gid::from_raw(TTY_GID)));
@@ -102,6 +122,11 @@ fn make_node(path: &Path, kind: SFlag, major: u64, minor: u64, mode: u32) -> Set
     let mode = Mode::from_bits_truncate(mode);
     mknod(path, kind, mode, makedev(major, minor))
         .map_err(|errno| SetupError::io("create device", path, errno.into()))?;
-    nix::sys::stat::fchmodat(None, path, mode, nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .map_err(|errno| SetupError::io("chmod", path, errno.into()))
+    nix::sys::stat::fchmodat(
+        None,
+        path,
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|errno| SetupError::io("chmod", path, errno.into()))
 }

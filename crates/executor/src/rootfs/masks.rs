@@ -27,19 +27,36 @@ const MASKED: [&str; 12] = [
 ];
 
 /// Visible but read-only.
-const READ_ONLY: [&str; 5] = ["proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"];
+const READ_ONLY: [&str; 5] = [
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
 
 /// Masks and write-protects under `root` (the new root, before pivot).
 pub fn apply(root: &Path) -> SetupResult<()> {
     for path in READ_ONLY {
         let target = root.join(path);
         if target.exists() {
-            mount_at(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            mount_at(
+                Some(&target),
+                &target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
             mount_at(
                 None::<&str>,
                 &target,
                 None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
                 None,
             )?;
         }

@@ -7,8 +7,8 @@
 
 mod dev;
 mod masks;
-mod volumes;
 mod pivot;
+mod volumes;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -28,10 +28,20 @@ pub fn mount_all(root: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
         let want_dir = m.kind == MountKind::Tmpfs || m.source.is_dir();
         let target = ensure_target(&root_fd, &m.destination, want_dir)?;
         let target_path = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
-        let ro = if m.read_only { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+        let ro = if m.read_only {
+            MsFlags::MS_RDONLY
+        } else {
+            MsFlags::empty()
+        };
         match m.kind {
             MountKind::Bind => {
-                mount_at(Some(&m.source), &target_path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+                mount_at(
+                    Some(&m.source),
+                    &target_path,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )?;
                 if m.read_only {
                     // The read-only flag of a bind takes a remount.
                     mount_at(
@@ -48,7 +58,11 @@ pub fn mount_all(root: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
                 &target_path,
                 Some("tmpfs"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | ro,
-                Some(if m.options.is_empty() { "mode=1777" } else { &m.options }),
+                Some(if m.options.is_empty() {
+                    "mode=1777"
+                } else {
+                    &m.options
+                }),
             )?,
         }
     }
@@ -69,9 +83,14 @@ pub fn make_root_read_only(root: &Path) -> SetupResult<()> {
 fn open_in(dir: Option<&OwnedFd>, path: &Path, flags: OFlag) -> SetupResult<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(if dir.is_some() { ResolveFlag::RESOLVE_IN_ROOT } else { ResolveFlag::empty() });
+        .resolve(if dir.is_some() {
+            ResolveFlag::RESOLVE_IN_ROOT
+        } else {
+            ResolveFlag::empty()
+        });
     let dirfd = dir.map(|d| d.as_raw_fd()).unwrap_or(libc::AT_FDCWD);
-    let fd = openat2(dirfd, path, how).map_err(|errno| SetupError::io("open", path, errno.into()))?;
+    let fd =
+        openat2(dirfd, path, how).map_err(|errno| SetupError::io("open", path, errno.into()))?;
     // SAFETY: openat2 returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -83,12 +102,18 @@ fn ensure_target(root: &OwnedFd, destination: &str, want_dir: bool) -> SetupResu
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect();
     if relative.as_os_str().is_empty() {
-        return Err(SetupError::Usage(format!("mount destination {destination:?} is the root")));
+        return Err(SetupError::Usage(format!(
+            "mount destination {destination:?} is the root"
+        )));
     }
     let mut sofar = PathBuf::new();
     let components: Vec<_> = relative.components().collect();
     for (i, component) in components.iter().enumerate() {
-        let parent = if sofar.as_os_str().is_empty() { PathBuf::from(".") } else { sofar.clone() };
+        let parent = if sofar.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            sofar.clone()
+        };
         sofar.push(component);
         let last = i + 1 == components.len();
         let parent_fd = open_in(Some(root), &parent, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
@@ -101,11 +126,16 @@ fn ensure_target(root: &OwnedFd, destination: &str, want_dir: bool) -> SetupResu
                 .flags(OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC)
                 .mode(Mode::from_bits_truncate(0o644))
                 .resolve(ResolveFlag::RESOLVE_IN_ROOT);
-            let fd = openat2(root.as_raw_fd(), &sofar, how).map_err(|e| SetupError::io("create", &sofar, e.into()))?;
+            let fd = openat2(root.as_raw_fd(), &sofar, how)
+                .map_err(|e| SetupError::io("create", &sofar, e.into()))?;
             // SAFETY: a new descriptor owned by nobody else; closed at once.
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
         } else {
-            match mkdirat(Some(parent_fd.as_raw_fd()), component.as_os_str(), Mode::from_bits_truncate(0o755)) {
+            match mkdirat(
+                Some(parent_fd.as_raw_fd()),
+                component.as_os_str(),
+                Mode::from_bits_truncate(0o755),
+            ) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(errno) => return Err(SetupError::io("create directory", &sofar, errno.into())),
             }

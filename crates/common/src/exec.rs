@@ -1,6 +1,6 @@
-//! The last steps of the container's command before it is the command:
-//! signals back to default, its terminal, working directory, environment,
-//! then execve. A failure is reported to the executor over a close-on-exec
+//! The last steps of a container process before it is the command (the
+//! container's own, or one started by `mcm exec`): signals back to
+//! default, its terminal, working directory, hardening, user, then execve. A failure is reported to the executor over a close-on-exec
 //! pipe, so EOF on that pipe means the exec succeeded.
 
 use std::ffi::{CStr, CString};
@@ -15,7 +15,7 @@ use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, dup2, execve, setsid};
 
-use mcm_common::security::Hardening;
+use crate::security::Hardening;
 
 /// The default PATH when the container's environment sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -25,6 +25,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub enum FailedStep {
     Terminal,
     Hardening,
+    User,
     Workdir,
     Exec,
 }
@@ -34,6 +35,7 @@ impl FailedStep {
         match self {
             FailedStep::Terminal => b't',
             FailedStep::Hardening => b'h',
+            FailedStep::User => b'u',
             FailedStep::Workdir => b'w',
             FailedStep::Exec => b'e',
         }
@@ -43,6 +45,7 @@ impl FailedStep {
         match tag {
             b't' => Some(FailedStep::Terminal),
             b'h' => Some(FailedStep::Hardening),
+            b'u' => Some(FailedStep::User),
             b'w' => Some(FailedStep::Workdir),
             b'e' => Some(FailedStep::Exec),
             _ => None,
@@ -91,9 +94,16 @@ pub fn describe_failure(
             ),
         ),
         FailedStep::Terminal => (125, format!("cannot set up the terminal: {}", errno.desc())),
+        FailedStep::User => (
+            126,
+            format!("cannot switch to the requested user: {}", errno.desc()),
+        ),
         FailedStep::Hardening => (
             125,
-            format!("cannot apply capabilities, seccomp or no_new_privs: {}", errno.desc()),
+            format!(
+                "cannot apply capabilities, seccomp or no_new_privs: {}",
+                errno.desc()
+            ),
         ),
     }
 }
@@ -107,6 +117,8 @@ pub struct CommandSpec<'a> {
     pub tty_slave: Option<PathBuf>,
     /// Capabilities, seccomp and no_new_privs, applied last.
     pub hardening: &'a Hardening,
+    /// Run as this (uid, gid) instead of root.
+    pub user: Option<(u32, u32)>,
 }
 
 impl<'a> CommandSpec<'a> {
@@ -130,6 +142,7 @@ impl<'a> CommandSpec<'a> {
             workdir: CString::new(workdir).ok()?,
             tty_slave,
             hardening,
+            user: None,
         })
     }
 
@@ -178,6 +191,14 @@ fn try_exec(spec: &CommandSpec) -> Result<std::convert::Infallible, (FailedStep,
     spec.hardening
         .apply()
         .map_err(|e| (FailedStep::Hardening, hardening_errno(&e)))?;
+    if let Some((uid, gid)) = spec.user {
+        // After the hardening, which needs the capabilities a non-root
+        // user loses; CAP_SETUID and CAP_SETGID are still held here.
+        let gid = nix::unistd::Gid::from_raw(gid);
+        nix::unistd::setgroups(&[gid]).map_err(|e| (FailedStep::User, e))?;
+        nix::unistd::setgid(gid).map_err(|e| (FailedStep::User, e))?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(|e| (FailedStep::User, e))?;
+    }
     Err((
         FailedStep::Exec,
         exec_search(program, &spec.argv, &spec.envp, spec.path_var()),
@@ -208,10 +229,13 @@ fn exec_search(program: &CStr, argv: &[CString], envp: &[CString], path: &[u8]) 
 }
 
 /// The errno behind a hardening failure, for the one-number report.
-fn hardening_errno(error: &mcm_common::security::HardeningError) -> Errno {
+fn hardening_errno(error: &crate::security::HardeningError) -> Errno {
     let mut source: Option<&dyn std::error::Error> = Some(error);
     while let Some(e) = source {
-        if let Some(code) = e.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()) {
+        if let Some(code) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+        {
             return Errno::from_raw(code);
         }
         source = e.source();
@@ -294,8 +318,16 @@ mod tests {
 
     #[test]
     fn path_comes_from_the_container_env() {
-        let hardening = Hardening::prepare(&Default::default(), std::path::Path::new("/none")).unwrap();
-        let spec = CommandSpec::new(&["sh".into()], &["PATH=/x:/y".into()], "/", None, &hardening).unwrap();
+        let hardening =
+            Hardening::prepare(&Default::default(), std::path::Path::new("/none")).unwrap();
+        let spec = CommandSpec::new(
+            &["sh".into()],
+            &["PATH=/x:/y".into()],
+            "/",
+            None,
+            &hardening,
+        )
+        .unwrap();
         assert_eq!(spec.path_var(), b"/x:/y");
         let spec = CommandSpec::new(&["sh".into()], &[], "/", None, &hardening).unwrap();
         assert_eq!(spec.path_var(), DEFAULT_PATH.as_bytes());

@@ -1,5 +1,5 @@
-//! The attached side of `-t`: the user's terminal in raw mode, relayed to
-//! and from the container's pty master.
+//! The attached side of `-t` (`mcm run -t`, `mcm exec -t`): the user's
+//! terminal in raw mode, relayed to and from the container's pty master.
 
 use std::io::{Read, Write};
 use std::os::unix::io::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
