@@ -112,6 +112,33 @@ pub struct RunArgs {
     /// Run the command itself as PID 1, without mcm's init.
     #[arg(long)]
     pub no_init: bool,
+    /// Add a capability to Docker's default set (ALL for every one).
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the default set (ALL for every one).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// All capabilities, no seccomp, no masked paths, host devices.
+    #[arg(long)]
+    pub privileged: bool,
+    /// seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges.
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short, long, value_name = "HOST:CTR[:ro]")]
+    pub volume: Vec<String>,
+    /// type=bind,src=...,dst=...[,readonly] or type=tmpfs,dst=...
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs: PATH[:OPTIONS], e.g. /run:size=64m.
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add a host device: HOST[:CONTAINER][:rwm].
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
     /// Image name, or a path to a root filesystem directory.
     pub image: String,
     /// Command and arguments (default: sh).

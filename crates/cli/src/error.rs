@@ -52,6 +52,8 @@ pub enum Error {
     Cgroup(#[from] mcm_common::cgroups::CgroupError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Capability(#[from] mcm_common::security::CapabilityError),
 }
 
 impl Error {

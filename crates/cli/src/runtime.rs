@@ -211,13 +211,7 @@ impl Runtime {
             value,
             reason,
         };
-        let mask = spec.security.capability_mask().map_err(|e| {
-            invalid(
-                "capability",
-                format!("{:?}", spec.security.cap_add),
-                e.to_string(),
-            )
-        })?;
+        let mask = spec.security.capability_mask()?;
         let Some(path) = &spec.seccomp_profile else {
             return Ok(None);
         };

@@ -245,6 +245,7 @@ pub mod mounts {
             ));
         }
         Ok(mcm_common::container::DeviceConfig {
+            host: host.into(),
             path: path.to_string(),
             kind,
             major: nix::sys::stat::major(meta.rdev()),

@@ -47,6 +47,8 @@ pub struct MountConfig {
 /// A host device made available in the container (`--device`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceConfig {
+    /// The host's device node.
+    pub host: std::path::PathBuf,
     /// Path inside the container, under /dev.
     pub path: String,
     /// `c` (character) or `b` (block).

@@ -28,7 +28,6 @@ use mcm_common::exec::{self as command, CommandSpec};
 pub struct ChildSetup<'a> {
     pub config: &'a ContainerConfig,
     pub dir: &'a ContainerDir,
-    pub channel: Channel,
     pub exec_report: OwnedFd,
     pub exit_file: File,
     pub tty_size: Option<TermSize>,
@@ -38,27 +37,26 @@ pub struct ChildSetup<'a> {
 }
 
 /// Runs in the cloned child; never returns.
-pub fn child_main(setup: ChildSetup) -> ! {
-    let channel_fd = setup.channel.raw_fd();
-    let Err(error) = prepare_and_start(setup);
-    // SAFETY: the descriptor stays open until _exit below; the temporary
-    // Channel is forgotten, so it is not closed twice.
-    let channel = unsafe { Channel::from_raw_fd(channel_fd) };
+pub fn child_main(setup: ChildSetup, channel: Channel) -> ! {
+    let Err(error) = prepare_and_start(setup, &channel);
     let _ = channel.send(&Message::Failed {
         exit_code: 125,
         message: error.to_string(),
     });
-    std::mem::forget(channel);
     // SAFETY: _exit ends this forked child without running the executor's
     // exit handlers.
     unsafe { libc::_exit(125) }
 }
 
-fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible> {
+/// Everything up to the command; only returns on failure. The channel
+/// stays open (close-on-exec) in the init; the executor is gone by then.
+fn prepare_and_start(
+    setup: ChildSetup,
+    channel: &Channel,
+) -> SetupResult<std::convert::Infallible> {
     let ChildSetup {
         config,
         dir,
-        channel,
         exec_report,
         exit_file,
         tty_size,
@@ -136,13 +134,11 @@ fn prepare_and_start(setup: ChildSetup) -> SetupResult<std::convert::Infallible>
     // single-threaded executor), so the child may run arbitrary code.
     match unsafe { fork() }.map_err(SetupError::sys("fork the command"))? {
         ForkResult::Child => {
-            drop(channel);
             drop(exit_file);
             command::exec(&spec, exec_report)
         }
         ForkResult::Parent { child } => {
             drop(exec_report);
-            drop(channel);
             // Attached, mcm relays the terminal; detached, the init drains
             // it into the log. Either way its copy keeps the pty alive.
             let (_keep_open, drain) = if attached {

@@ -92,16 +92,18 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
         Cloned::Child => {
             drop(parent_end);
             drop(exec_read);
-            container::child_main(ChildSetup {
-                config: &config,
-                dir,
-                channel: child_end,
-                exec_report: exec_write,
-                exit_file,
-                tty_size: options.tty_size,
-                hardening: &hardening,
-                attached: options.foreground,
-            })
+            container::child_main(
+                ChildSetup {
+                    config: &config,
+                    dir,
+                    exec_report: exec_write,
+                    exit_file,
+                    tty_size: options.tty_size,
+                    hardening: &hardening,
+                    attached: options.foreground,
+                },
+                child_end,
+            )
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };

@@ -1,12 +1,14 @@
 //! `mcm run`.
 
-use mcm::{NetworkMode, Result, RunSpec, Runtime};
+use mcm::spec::mounts;
+use mcm::{Error, NetworkMode, Result, RunSpec, Runtime};
+use mcm_common::security::{SeccompMode, SecurityConfig};
 
 use super::print;
 use crate::args::{Network, RunArgs};
 
 pub fn run(runtime: &Runtime, args: RunArgs) -> Result<i32> {
-    let spec = RunSpec {
+    let mut spec = RunSpec {
         image: args.image,
         command: args.command,
         name: args.name,
@@ -21,8 +23,30 @@ pub fn run(runtime: &Runtime, args: RunArgs) -> Result<i32> {
         interactive: args.interactive,
         init: !args.no_init,
         auto_remove: args.rm,
+        security: SecurityConfig {
+            privileged: args.privileged,
+            cap_add: args.cap_add,
+            cap_drop: args.cap_drop,
+            ..SecurityConfig::default()
+        },
+        mounts: args
+            .volume
+            .iter()
+            .map(|v| mounts::volume(v))
+            .chain(args.mount.iter().map(|m| mounts::mount(m)))
+            .chain(args.tmpfs.iter().map(|t| mounts::tmpfs(t)))
+            .collect::<Result<_>>()?,
+        read_only: args.read_only,
+        devices: args
+            .device
+            .iter()
+            .map(|d| mounts::device(d))
+            .collect::<Result<_>>()?,
         ..RunSpec::default()
     };
+    for option in &args.security_opt {
+        apply_security_opt(&mut spec, option)?;
+    }
     if args.detach {
         let container = runtime.run(&spec)?;
         print(&format!("{}\n", container.config.id))?;
@@ -36,4 +60,30 @@ pub fn run(runtime: &Runtime, args: RunArgs) -> Result<i32> {
         runtime.remove(&id, true)?;
     }
     Ok(code)
+}
+
+/// `--security-opt`: `seccomp=unconfined`, `seccomp=PROFILE.json`,
+/// `no-new-privileges[:true|false]` (also with `=`).
+fn apply_security_opt(spec: &mut RunSpec, option: &str) -> Result<()> {
+    let (key, value) = option.split_once(['=', ':']).unwrap_or((option, ""));
+    match (key, value) {
+        ("seccomp", "unconfined") => spec.security.seccomp = SeccompMode::Unconfined,
+        ("seccomp", "") => return Err(invalid_opt(option)),
+        ("seccomp", path) => {
+            spec.security.seccomp = SeccompMode::Profile;
+            spec.seccomp_profile = Some(path.into());
+        }
+        ("no-new-privileges", "" | "true") => spec.security.no_new_privileges = true,
+        ("no-new-privileges", "false") => spec.security.no_new_privileges = false,
+        _ => return Err(invalid_opt(option)),
+    }
+    Ok(())
+}
+
+fn invalid_opt(option: &str) -> Error {
+    Error::InvalidValue {
+        what: "security option",
+        value: option.to_string(),
+        reason: "expected seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges".into(),
+    }
 }

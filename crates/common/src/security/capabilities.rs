@@ -86,10 +86,10 @@ pub fn resolve(add: &[String], drop: &[String]) -> Result<u64, CapabilityError> 
 /// CAP_SETPCAP is still held), then effective, permitted and inheritable,
 /// and the ambient set cleared, so nothing can be regained by exec.
 pub fn apply(mask: u64) -> Result<(), CapabilityError> {
-    let keep: CapsHashSet = caps::all()
-        .into_iter()
-        .filter(|c| mask & bit(*c) != 0)
-        .collect();
+    // Only what this process holds: the kernel may know fewer capabilities
+    // than this library does.
+    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let keep: CapsHashSet = held.into_iter().filter(|c| mask & bit(*c) != 0).collect();
     let fail = |set| move |source| CapabilityError::Apply { set, source };
     for cap in caps::all() {
         if !keep.contains(&cap) {

@@ -1,31 +1,28 @@
 //! A minimal /dev: a tmpfs with the usual character devices, a private
 //! devpts instance, /dev/shm and /dev/mqueue.
+//!
+//! The tmpfs is mounted `nodev` and each device is a bind mount of the
+//! host's node: a device node the container creates itself (it holds
+//! CAP_MKNOD, as under Docker) cannot be opened anywhere, on cgroup v1 and
+//! v2 alike, so `mknod /dev/sda` does not reach the host's disk.
 
+use std::fs::OpenOptions;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use nix::unistd::{chown, Gid};
+use nix::mount::MsFlags;
 
 use super::{ensure_dir, mount_at};
 use crate::error::{SetupError, SetupResult};
 use mcm_common::container::DeviceConfig;
-use nix::mount::MsFlags;
 
-/// The device nodes every container gets: (name, major, minor).
-const DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
+/// The devices every container gets, bound from the host's /dev.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Group owning pty slaves, as in every distribution's /etc/group.
 const TTY_GID: u32 = 5;
 
-/// Mounts and fills `/dev` under the new root: the standard nodes, or
+/// Mounts and fills `/dev` under the new root: the standard devices, or
 /// every host device for `--privileged`, plus `extra` devices.
 pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> SetupResult<()> {
     if host_devices {
@@ -41,11 +38,11 @@ pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> Setup
             Some("tmpfs"),
             dev,
             Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         )?;
-        for (name, major, minor) in DEVICES {
-            make_node(&dev.join(name), SFlag::S_IFCHR, major, minor, 0o666)?;
+        for name in DEVICES {
+            bind_device(&Path::new("/dev").join(name), &dev.join(name))?;
         }
         for (name, target) in [
             ("ptmx", "pts/ptmx"),
@@ -68,12 +65,7 @@ pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> Setup
             std::fs::create_dir_all(parent)
                 .map_err(|e| SetupError::io("create directory", parent, e))?;
         }
-        let kind = if device.kind == 'b' {
-            SFlag::S_IFBLK
-        } else {
-            SFlag::S_IFCHR
-        };
-        make_node(&path, kind, device.major, device.minor, device.mode)?;
+        bind_device(&device.host, &path)?;
     }
     let pts = ensure_dir(dev, "pts")?;
     mount_at(
@@ -110,23 +102,17 @@ pub fn populate(dev: &Path, host_devices: bool, extra: &[DeviceConfig]) -> Setup
             MsFlags::MS_BIND,
             None,
         )?;
-    } else {
-        // The console device belongs to the tty group like on a host.
-        let _ = chown(&dev.join("tty"), None, Some(Gid::from_raw(TTY_GID)));
     }
     Ok(())
 }
 
-/// mknod, then chmod: mknod is subject to the umask.
-fn make_node(path: &Path, kind: SFlag, major: u64, minor: u64, mode: u32) -> SetupResult<()> {
-    let mode = Mode::from_bits_truncate(mode);
-    mknod(path, kind, mode, makedev(major, minor))
-        .map_err(|errno| SetupError::io("create device", path, errno.into()))?;
-    nix::sys::stat::fchmodat(
-        None,
-        path,
-        mode,
-        nix::sys::stat::FchmodatFlags::FollowSymlink,
-    )
-    .map_err(|errno| SetupError::io("chmod", path, errno.into()))
+/// Bind-mounts the host device node `host` onto a new file at `target`.
+fn bind_device(host: &Path, target: &Path) -> SetupResult<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(target)
+        .map_err(|e| SetupError::io("create", target, e))?;
+    mount_at(Some(host), target, None, MsFlags::MS_BIND, None)
 }

@@ -68,11 +68,12 @@ fn mount_overlay(plan: &RootfsPlan) -> SetupResult<()> {
         plan.upper.display(),
         plan.work.display()
     );
+    // nodev: device nodes the container creates cannot be opened.
     mount_at(
         Some("overlay"),
         &plan.merged,
         Some("overlay"),
-        MsFlags::empty(),
+        MsFlags::MS_NODEV,
         Some(&data),
     )
 }

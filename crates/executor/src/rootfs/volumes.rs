@@ -42,16 +42,22 @@ pub fn mount_all(root: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
                 )?;
-                if m.read_only {
-                    // The read-only flag of a bind takes a remount.
-                    mount_at(
-                        None::<&str>,
-                        &target_path,
-                        None,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                        None,
-                    )?;
-                }
+                // Flags of a bind take a remount, on the new mount's root
+                // (reopened: the old descriptor is the directory beneath):
+                // nodev always (nodes made through a volume must not open
+                // host devices), read-only if asked.
+                let mounted = ensure_target(&root_fd, &m.destination, want_dir)?;
+                mount_at(
+                    None::<&str>,
+                    Path::new(&format!("/proc/self/fd/{}", mounted.as_raw_fd())),
+                    None,
+                    MsFlags::MS_BIND
+                        | MsFlags::MS_REMOUNT
+                        | MsFlags::MS_NODEV
+                        | ro
+                        | locked_flags(&m.source),
+                    None,
+                )?;
             }
             MountKind::Tmpfs => mount_at(
                 Some("tmpfs"),
@@ -67,6 +73,27 @@ pub fn mount_all(root: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
         }
     }
     Ok(())
+}
+
+/// Flags of the mount holding `path` that a bind remount must repeat (the
+/// kernel refuses to clear them on a mount it considers locked).
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(stat) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let flags = stat.flags();
+    [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ]
+    .into_iter()
+    .filter(|(st, _)| flags.contains(*st))
+    .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
 /// Makes the root mount read-only (`--read-only`).
