@@ -9,3 +9,4 @@ mod lifecycle;
 mod namespaces;
 mod process;
 mod reliability;
+mod security;

@@ -1,0 +1,297 @@
+//! Attempts to break out of a default container: each test fails if the
+//! attempt succeeds.
+
+use std::fs;
+
+use crate::env::TestEnv;
+
+/// Runs a shell script in a default container and returns its output.
+fn inside(env: &TestEnv, extra: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let out = env.mcm(&args);
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+fn status_field(text: &str, field: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn default_capabilities_and_seccomp_are_dockers() {
+    let env = TestEnv::new();
+    let status = inside(&env, &[], "cat /proc/self/status");
+    // Docker's 14 default capabilities.
+    for set in ["CapEff", "CapPrm", "CapBnd", "CapInh"] {
+        assert_eq!(
+            status_field(&status, set),
+            "00000000a80425fb",
+            "{set}\n{status}"
+        );
+    }
+    assert_eq!(status_field(&status, "CapAmb"), "0000000000000000");
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+    // exec'd processes get the same.
+    let id = env.run_detached(&["busybox", "sleep", "1000"]);
+    let exec_status = env.mcm(&["exec", &id, "cat", "/proc/self/status"]).ok();
+    assert_eq!(status_field(&exec_status, "CapEff"), "00000000a80425fb");
+    assert_eq!(status_field(&exec_status, "Seccomp"), "2");
+    env.finish();
+}
+
+#[test]
+fn capability_flags() {
+    let env = TestEnv::new();
+    let status = inside(
+        &env,
+        &["--cap-drop", "ALL", "--cap-add", "CHOWN"],
+        "cat /proc/self/status",
+    );
+    assert_eq!(status_field(&status, "CapEff"), "0000000000000001");
+    let status = inside(
+        &env,
+        &["--cap-add", "NET_ADMIN", "--cap-drop", "kill"],
+        "cat /proc/self/status",
+    );
+    let mask = u64::from_str_radix(&status_field(&status, "CapEff"), 16).unwrap();
+    assert_ne!(mask & (1 << 12), 0, "NET_ADMIN missing");
+    assert_eq!(mask & (1 << 5), 0, "KILL kept");
+    let status = inside(&env, &["--privileged"], "cat /proc/self/status");
+    assert_eq!(status_field(&status, "Seccomp"), "0");
+    assert_ne!(
+        u64::from_str_radix(&status_field(&status, "CapEff"), 16).unwrap() & (1 << 21),
+        0
+    );
+    let out = env.mcm(&["run", "--rm", "--cap-add", "BOGUS", "busybox", "true"]);
+    assert_eq!(out.code, 125);
+    assert!(out.stderr.contains("BOGUS"), "{}", out.stderr);
+    assert!(env.container_dirs().is_empty());
+    env.finish();
+}
+
+#[test]
+fn mounting_and_namespaces_are_refused() {
+    let env = TestEnv::new();
+    let out = inside(
+        &env,
+        &[],
+        "mount -t tmpfs none /mnt && echo MOUNTED; umount /proc && echo UMOUNTED; \
+         unshare -m true && echo UNSHARED; unshare -n true && echo NETNS; echo done",
+    );
+    for bad in ["MOUNTED", "UMOUNTED", "UNSHARED", "NETNS"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    assert!(out.contains("done"));
+    env.finish();
+}
+
+#[test]
+fn kernel_interfaces_are_masked_or_read_only() {
+    let env = TestEnv::new();
+    let out = inside(
+        &env,
+        &[],
+        "echo h > /proc/sysrq-trigger && echo SYSRQ; echo 1 > /proc/sys/kernel/sysrq && echo SYSCTL; \
+         head -c 100 /proc/kcore 2>/dev/null | wc -c; cat /proc/keys 2>/dev/null | wc -c; \
+         ls /sys/firmware | wc -l; insmod /bin/busybox 2>&1; echo done",
+    );
+    assert!(!out.contains("SYSRQ") && !out.contains("SYSCTL"), "{out}");
+    let counts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim().parse::<u64>().is_ok())
+        .collect();
+    assert_eq!(counts, ["0", "0", "0"], "{out}");
+    assert!(
+        out.contains("Operation not permitted") || out.contains("not permitted"),
+        "module load: {out}"
+    );
+    env.finish();
+}
+
+#[test]
+fn a_host_disk_node_cannot_be_read() {
+    let env = TestEnv::new();
+    // The host's root disk, by its device number.
+    let root_dev = std::os::unix::fs::MetadataExt::dev(&fs::metadata("/").unwrap());
+    let (major, minor) = (
+        nix::sys::stat::major(root_dev),
+        nix::sys::stat::minor(root_dev),
+    );
+    let script = format!(
+        "mknod /tmp/disk b {major} {minor}; head -c 512 /tmp/disk | wc -c; \
+         mknod /dev/disk b {major} {minor}; head -c 512 /dev/disk | wc -c; echo done"
+    );
+    let out = inside(&env, &[], &script);
+    assert!(
+        !out.lines().any(|l| l.trim() == "512"),
+        "host disk readable: {out}"
+    );
+    assert!(out.contains("done"));
+    env.finish();
+}
+
+#[test]
+fn no_new_privileges_is_set_for_run_and_exec() {
+    let env = TestEnv::new();
+    // With no_new_privs the kernel ignores setuid bits and file
+    // capabilities on exec, for the process and all its descendants.
+    let status = inside(
+        &env,
+        &["--security-opt", "no-new-privileges"],
+        "sh -c 'cat /proc/self/status'",
+    );
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1", "{status}");
+    let id = env.run_detached(&[
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let exec_status = env.mcm(&["exec", &id, "cat", "/proc/self/status"]).ok();
+    assert_eq!(status_field(&exec_status, "NoNewPrivs"), "1");
+    let default = inside(&env, &[], "cat /proc/self/status");
+    assert_eq!(status_field(&default, "NoNewPrivs"), "0");
+    env.finish();
+}
+
+#[test]
+fn host_processes_cannot_be_killed() {
+    let env = TestEnv::new();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let out = inside(
+        &env,
+        &[],
+        &format!("kill -9 {} 2>&1; echo done", bystander.id()),
+    );
+    assert!(out.contains("done"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a host process was killed: {out}"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    env.finish();
+}
+
+#[test]
+fn seccomp_profiles() {
+    let env = TestEnv::new();
+    let out = inside(
+        &env,
+        &["--security-opt", "seccomp=unconfined"],
+        "grep Seccomp: /proc/self/status",
+    );
+    assert!(out.contains('0'), "{out}");
+    // A Docker-format profile that refuses mkdir (and mkdirat) only.
+    let profile = env.root.path().join("profile.json");
+    fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = inside(
+        &env,
+        &["--security-opt", &opt],
+        "mkdir /tmp/x && echo MADE; echo done",
+    );
+    assert!(!out.contains("MADE") && out.contains("done"), "{out}");
+    let bad = env.mcm(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/no/such.json",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(bad.code, 125);
+    assert!(env.container_dirs().is_empty());
+    env.finish();
+}
+
+#[test]
+fn volumes_tmpfs_and_read_only_root() {
+    let env = TestEnv::new();
+    let shared = env.root.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::write(shared.join("in"), "from host").unwrap();
+    let rw = format!("{}:/data", shared.display());
+    let out = inside(&env, &["-v", &rw], "cat /data/in; echo back > /data/out");
+    assert!(out.contains("from host"), "{out}");
+    assert_eq!(fs::read_to_string(shared.join("out")).unwrap(), "back\n");
+    let ro = format!("{}:/data:ro", shared.display());
+    let out = inside(
+        &env,
+        &["-v", &ro],
+        "echo x > /data/nope && echo WROTE; echo done",
+    );
+    assert!(!out.contains("WROTE"), "{out}");
+    let mount = format!("type=bind,src={},dst=/m,readonly", shared.display());
+    let out = inside(
+        &env,
+        &["--mount", &mount],
+        "cat /m/in; touch /m/x && echo WROTE",
+    );
+    assert!(out.contains("from host") && !out.contains("WROTE"), "{out}");
+    let out = inside(
+        &env,
+        &["--read-only", "--tmpfs", "/tmp:size=1m"],
+        "touch /tmp/ok && echo tmp-ok; touch /x && echo WROTE; grep ' /tmp ' /proc/self/mountinfo",
+    );
+    assert!(out.contains("tmp-ok") && !out.contains("WROTE"), "{out}");
+    assert!(out.contains("size=1024k"), "{out}");
+    env.finish();
+}
+
+#[test]
+fn a_bind_mount_through_an_image_symlink_stays_inside() {
+    let env = TestEnv::new();
+    env.mcm(&["run", "--rm", "busybox", "true"]).ok();
+    // An image whose /data is a symlink to /etc.
+    let image = env.root.path().join("evil-rootfs");
+    let status = std::process::Command::new("cp")
+        .args([
+            "-a",
+            &format!("{}/images/busybox/rootfs", env.root.path().display()),
+            image.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/etc", image.join("data")).unwrap();
+    let volume = env.root.path().join("vol");
+    fs::create_dir(&volume).unwrap();
+    let spec = format!("{}:/data", volume.display());
+    let marker = format!("mcm-escape-{}", std::process::id());
+    env.mcm(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        image.to_str().unwrap(),
+        "sh",
+        "-c",
+        &format!("echo x > /data/{marker}"),
+    ])
+    .ok();
+    assert!(
+        !std::path::Path::new("/etc").join(&marker).exists(),
+        "the bind mount landed on the host's /etc"
+    );
+    assert!(
+        volume.join(&marker).exists(),
+        "the volume was not mounted at the container's /etc"
+    );
+    env.finish();
+}
