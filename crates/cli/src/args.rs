@@ -44,6 +44,81 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Pause every process of running containers.
+    #[command(alias = "freeze")]
+    Pause(Ids),
+    /// Resume paused containers.
+    #[command(alias = "resume")]
+    Unpause(Ids),
+    /// Change the resource limits of containers (live when running).
+    Update(UpdateArgs),
+    /// Show one container's state, limits and usage.
+    Status(Ids),
+    /// Live resource usage of running containers.
+    #[command(alias = "monitor")]
+    Stats(StatsArgs),
+}
+
+/// Resource limit flags, shared by `run` and `update`.
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    /// Memory limit (e.g. 64m, 1g, 512MiB; at least 6MiB).
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPUs the container may use, e.g. 0.5 (also --cpu).
+    #[arg(
+        long,
+        visible_alias = "cpu",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub cpus: Option<String>,
+    /// Relative CPU weight (cgroup v1 shares; weight on v2).
+    #[arg(short = 'c', long, value_name = "SHARES")]
+    pub cpu_shares: Option<String>,
+    /// CPUs allowed, e.g. 0-1 or 0,2.
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+}
+
+impl LimitArgs {
+    /// The flags for the library's parser.
+    pub fn flags(&self) -> mcm::resources::LimitFlags {
+        mcm::resources::LimitFlags {
+            memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            cpus: self.cpus.clone(),
+            cpu_shares: self.cpu_shares.clone(),
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            pids_limit: self.pids_limit.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub ids: Ids,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print one snapshot and exit.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub ids: Ids,
 }
 
 /// Container ids, names or prefixes, positionally or with `--id`.
@@ -139,6 +214,8 @@ pub struct RunArgs {
     /// Add a host device: HOST[:CONTAINER][:rwm].
     #[arg(long, value_name = "DEVICE")]
     pub device: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Image name, or a path to a root filesystem directory.
     pub image: String,
     /// Command and arguments (default: sh).

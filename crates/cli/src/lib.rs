@@ -14,6 +14,7 @@ pub mod image;
 mod launch;
 pub mod names;
 mod pidfd;
+pub mod resources;
 pub mod runtime;
 pub mod spec;
 

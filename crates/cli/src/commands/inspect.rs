@@ -13,7 +13,11 @@ pub fn inspect(runtime: &Runtime, ids: Ids) -> Result<i32> {
     let mut code = 0;
     for id in ids.all()? {
         match runtime.inspect(&id) {
-            Ok(container) => out.push(to_json(&container)),
+            Ok(container) => {
+                let mut value = to_json(&container);
+                value["State"]["OOMKilled"] = runtime.oom_killed(&container).into();
+                out.push(value);
+            }
             Err(e) => {
                 eprintln!("mcm: {e}");
                 code = e.exit_code();

@@ -6,11 +6,15 @@ mod image;
 mod inspect;
 mod kill;
 mod logs;
+mod pause;
 mod ps;
 mod rm;
 mod run;
 mod start;
+mod stats;
+mod status;
 mod stop;
+mod update;
 
 use std::io::{self, Write};
 
@@ -33,6 +37,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Logs(args) => logs::logs(&runtime, args),
         Command::Inspect(ids) => inspect::inspect(&runtime, ids),
         Command::Image(command) => image::image(&runtime, command),
+        Command::Pause(ids) => pause::pause(&runtime, ids),
+        Command::Unpause(ids) => pause::unpause(&runtime, ids),
+        Command::Update(args) => update::update(&runtime, args),
+        Command::Status(ids) => status::status(&runtime, ids),
+        Command::Stats(args) => stats::stats(&runtime, args),
     }
 }
 

@@ -37,6 +37,7 @@ pub fn run(runtime: &Runtime, args: RunArgs) -> Result<i32> {
             .chain(args.tmpfs.iter().map(|t| mounts::tmpfs(t)))
             .collect::<Result<_>>()?,
         read_only: args.read_only,
+        limits: args.limits.flags().parse()?,
         devices: args
             .device
             .iter()
