@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and start a container.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start one or more stopped containers.
     Start(StartArgs),
     /// Stop running containers (SIGTERM, then SIGKILL after a timeout).

@@ -26,7 +26,7 @@ use crate::args::{Cli, Command};
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let runtime = Runtime::open(&cli.root)?.with_cgroup_parent(cli.cgroup_parent)?;
     match cli.command {
-        Command::Run(args) => run::run(&runtime, args),
+        Command::Run(args) => run::run(&runtime, *args),
         Command::Start(args) => start::start(&runtime, args),
         Command::Stop(args) => stop::stop(&runtime, args),
         Command::Kill(args) => kill::kill(&runtime, args),
