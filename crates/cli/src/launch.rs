@@ -57,13 +57,8 @@ impl Attached {
     /// Relays stdin/stdout through the pty (with `-t`) and proxies signals
     /// until the container ends; returns its exit code.
     pub fn wait(mut self) -> Result<i32> {
-        let mut signals = SigSet::empty();
-        for sig in PROXIED {
-            signals.add(sig);
-        }
-        signals.add(Signal::SIGWINCH);
-        // Blocked here and taken by the proxy thread with sigwait.
-        let _ = signals.thread_block();
+        // Blocked since the launch; taken here by the proxy thread.
+        let signals = proxied_signals();
         let master_fd = self
             .pty_master
             .as_ref()
@@ -91,6 +86,16 @@ impl Attached {
     }
 }
 
+/// The signals an attached mcm proxies (and SIGWINCH, for the terminal).
+fn proxied_signals() -> SigSet {
+    let mut signals = SigSet::empty();
+    for sig in PROXIED {
+        signals.add(sig);
+    }
+    signals.add(Signal::SIGWINCH);
+    signals
+}
+
 /// Spawns the executor for `container` and waits for its handshake.
 /// The caller holds the container's lock.
 pub fn launch(container: &Container, mode: LaunchMode) -> Result<Attached> {
@@ -115,6 +120,9 @@ pub fn launch(container: &Container, mode: LaunchMode) -> Result<Attached> {
             command.stdin(Stdio::null()).stdout(log).stderr(log_err);
         }
         LaunchMode::Attached { tty_size } => {
+            // From now on a signal for the container waits for the proxy
+            // instead of killing mcm (the executor starts with none blocked).
+            let _ = proxied_signals().thread_block();
             command.arg("--foreground");
             if let (true, Some((rows, cols))) = (config.tty, tty_size) {
                 command.arg("--tty-size").arg(format!("{rows},{cols}"));

@@ -9,7 +9,6 @@ pub mod error;
 pub mod exec;
 pub mod format;
 pub mod helpers;
-#[path = "image_stub.rs"]
 pub mod image;
 mod launch;
 pub mod names;
