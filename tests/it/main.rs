@@ -9,4 +9,5 @@ mod lifecycle;
 mod namespaces;
 mod process;
 mod reliability;
+mod resources;
 mod security;
