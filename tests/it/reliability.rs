@@ -386,3 +386,117 @@ fn bad_input_table() {
     assert_eq!(dirs.len(), 2, "{dirs:?}");
     env.finish();
 }
+
+#[test]
+fn system_prune_removes_stopped_containers_and_leftovers() {
+    let env = TestEnv::new();
+    let running = env.run_detached(&["busybox", "sleep", "1000"]);
+    let exited = env.run_detached(&["busybox", "true"]);
+    env.wait_status(&exited, "exited", WAIT);
+    // A container whose state vanished (its cgroup stays behind) and the
+    // directory of an interrupted create.
+    let orphan = env.run_detached(&["busybox", "true"]);
+    env.wait_status(&orphan, "exited", WAIT);
+    fs::remove_dir_all(env.containers_dir().join(&orphan)).unwrap();
+    let half = "f".repeat(64);
+    fs::create_dir(env.containers_dir().join(&half)).unwrap();
+    let out = env.mcm(&["system", "prune", "-f"]).ok();
+    assert!(
+        out.contains(&exited) && out.contains(&half) && out.contains(&orphan),
+        "{out}"
+    );
+    assert!(!out.contains(&running), "{out}");
+    assert_eq!(env.container_dirs(), vec![running.clone()]);
+    let mut names: Vec<_> = env
+        .leftover_cgroups()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    names.dedup();
+    assert_eq!(names, [std::ffi::OsString::from(&running)]);
+    env.finish();
+}
+
+/// Soak cycles; fewer where the machine is emulated (MCM_SOAK_CYCLES).
+fn soak_cycles(default: usize) -> usize {
+    std::env::var("MCM_SOAK_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What a leak would show on the host: mounts of overlays or of this
+/// env's root, cgroups, processes, and entries in the state root. (Each
+/// mcm command is a new process, so its descriptors cannot pile up; this
+/// test process's own count is shared with the tests running beside it.)
+fn host_footprint(env: &TestEnv) -> (usize, usize, usize, usize) {
+    let mounts = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.contains(" - overlay ") || l.contains(&env.root.path().to_string_lossy().into_owned())
+        })
+        .count();
+    let state_entries =
+        walk_count(&env.containers_dir()) + walk_count(&env.root.path().join("names"));
+    (
+        mounts,
+        env.leftover_cgroups().len(),
+        env.leftover_processes().len(),
+        state_entries,
+    )
+}
+
+fn walk_count(dir: &std::path::Path) -> usize {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            1 + if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk_count(&e.path())
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn soak_run_rm_cycles_leave_the_host_as_it_was() {
+    let env = TestEnv::new();
+    env.mcm(&["run", "--rm", "busybox", "true"]).ok();
+    let before = host_footprint(&env);
+    let cycles = soak_cycles(1000);
+    for _ in 0..cycles {
+        env.mcm(&["run", "--rm", "busybox", "true"]).ok();
+    }
+    assert_eq!(
+        host_footprint(&env),
+        before,
+        "after {cycles} run --rm cycles"
+    );
+    assert!(env.container_dirs().is_empty());
+    env.finish();
+}
+
+#[test]
+fn soak_detached_exec_stop_rm_cycles_leave_the_host_as_it_was() {
+    let env = TestEnv::new();
+    env.mcm(&["run", "--rm", "busybox", "true"]).ok();
+    let before = host_footprint(&env);
+    let cycles = soak_cycles(1000) / 5;
+    for _ in 0..cycles {
+        let id = env.run_detached(&["busybox", "sleep", "1000"]);
+        env.mcm(&["exec", &id, "true"]).ok();
+        env.mcm(&["stop", "-t", "2", &id]).ok();
+        env.mcm(&["rm", &id]).ok();
+    }
+    assert_eq!(
+        host_footprint(&env),
+        before,
+        "after {cycles} run -d/exec/stop/rm cycles"
+    );
+    assert!(env.container_dirs().is_empty());
+    env.finish();
+}

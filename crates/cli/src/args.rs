@@ -54,6 +54,9 @@ pub enum Command {
     Update(UpdateArgs),
     /// Show one container's state, limits and usage.
     Status(Ids),
+    /// System-wide maintenance.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Live resource usage of running containers.
     #[command(alias = "monitor")]
     Stats(StatsArgs),
@@ -316,6 +319,17 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
     #[command(flatten)]
     pub ids: Ids,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Remove stopped containers and leftovers (dangling cgroups, state of
+    /// interrupted creates).
+    Prune {
+        /// Do not ask for confirmation (mcm never asks; accepted for Docker compatibility).
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -524,3 +524,53 @@ fn write_layers_and_files(dir: &ContainerDir, config: &ContainerConfig) -> Resul
     }
     Ok(())
 }
+
+/// What `prune` removed.
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    /// Stopped (or never started) containers.
+    pub containers: Vec<String>,
+    /// Container directories of interrupted creates.
+    pub state_dirs: Vec<String>,
+    /// cgroups whose container no longer exists.
+    pub cgroups: Vec<String>,
+}
+
+impl Runtime {
+    /// Removes every container that is not running, the directories of
+    /// interrupted creates, and cgroups under this runtime's cgroup parent
+    /// whose container no longer exists.
+    pub fn prune(&self) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        for c in self.list()?.containers {
+            if !c.status.is_alive() && self.remove(&c.config.id, false).is_ok() {
+                report.containers.push(c.config.id);
+            }
+        }
+        let dir = self.root.containers_dir();
+        for entry in fs::read_dir(&dir)
+            .map_err(Error::io("read", &dir))?
+            .flatten()
+        {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') || self.root.container(&id).config().exists() {
+                continue;
+            }
+            let _lock = Lock::exclusive(&self.root.container(&id).lock())?;
+            if !self.root.container(&id).config().exists() {
+                self.discard(&id, None)?;
+                report.state_dirs.push(id);
+            }
+        }
+        for name in mcm_common::cgroups::host_children(&self.cgroup_parent)? {
+            if self.root.container(&name).path().exists() {
+                continue;
+            }
+            let cgroup = Cgroup::for_host(&self.cgroup_parent, &name)?;
+            cgroup.kill_all()?;
+            cgroup.destroy()?;
+            report.cgroups.push(name);
+        }
+        Ok(report)
+    }
+}

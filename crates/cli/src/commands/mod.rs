@@ -14,6 +14,7 @@ mod start;
 mod stats;
 mod status;
 mod stop;
+mod system;
 mod update;
 
 use std::io::{self, Write};
@@ -42,6 +43,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Update(args) => update::update(&runtime, args),
         Command::Status(ids) => status::status(&runtime, ids),
         Command::Stats(args) => stats::stats(&runtime, args),
+        Command::System(command) => system::system(&runtime, command),
     }
 }
 

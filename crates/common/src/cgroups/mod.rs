@@ -424,6 +424,28 @@ pub fn remove_host_parent_if_empty(parent: &str) -> Result<()> {
     remove_parent_if_empty(Path::new(HOST_ROOT), host_mode()?, parent)
 }
 
+/// Names of the cgroups directly under `parent`, in any hierarchy of this
+/// host (for finding cgroups whose container is gone).
+pub fn host_children(parent: &str) -> Result<Vec<String>> {
+    let parent = validate_parent(parent)?;
+    let root = Path::new(HOST_ROOT);
+    let mounts = match host_mode()? {
+        Mode::V1 => v1::hierarchy_mounts(root),
+        Mode::V2 => vec![root.to_path_buf()],
+    };
+    let mut names: Vec<String> = mounts
+        .iter()
+        .filter_map(|mount| fs::read_dir(mount.join(&parent)).ok())
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// rmdirs `mount/relative`, then each of its parents up to `mount`,
 /// stopping at the first one that is not empty.
 fn remove_empty_levels(mount: &Path, relative: &Path) -> Result<()> {
