@@ -16,6 +16,8 @@ if [ -x "$cgv2" ]; then
   echo "== integration tests on a pure cgroup v2 kernel (cgv2-run) =="
   # Each test binary runs in its own guest; only the integration binary
   # needs the v2 kernel. Container state lives on the guest's /tmp tmpfs.
+  # The emulated CPU is 20-45x slower: fewer soak cycles there.
+  MCM_SOAK_CYCLES="${MCM_SOAK_CYCLES_V2:-50}" \
   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/$cgv2 --timeout 2400 --" \
     cargo test -p mcm --test it -- --test-threads=2
 else
