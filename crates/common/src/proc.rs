@@ -43,15 +43,20 @@ pub fn start_time(pid: i32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
 }
 
-/// The id of the running boot. `MCM_BOOT_ID_FILE` points elsewhere so tests
-/// can simulate a reboot.
+/// The id of the running boot (read once per process). `MCM_BOOT_ID_FILE`
+/// points elsewhere so tests can simulate a reboot.
 pub fn boot_id() -> String {
-    let path = std::env::var_os("MCM_BOOT_ID_FILE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(BOOT_ID_PATH).to_path_buf());
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            let path = std::env::var_os("MCM_BOOT_ID_FILE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| Path::new(BOOT_ID_PATH).to_path_buf());
+            fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 /// True when `pid` is a live (non-zombie) process started at `start_time`

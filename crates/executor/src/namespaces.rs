@@ -1,7 +1,10 @@
 //! clone3(2) of the container's first process into all its namespaces at once.
 
 use std::io;
-use std::os::unix::io::{FromRawFd, OwnedFd};
+use std::os::unix::io::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// clone3 flag: start the child in the cgroup given by `cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
@@ -48,12 +51,20 @@ pub fn container_flags(own_network: bool) -> CloneFlags {
 /// new namespaces, returning a pidfd so the child can be signalled safely.
 ///
 /// The caller must be single-threaded: only the calling thread is copied.
-pub fn clone_into(flags: CloneFlags) -> io::Result<Cloned> {
+///
+/// With `cgroup` (a cgroup v2 directory descriptor) the child is born in
+/// that cgroup (CLONE_INTO_CGROUP): no migration, and no instant outside it.
+pub fn clone_into(flags: CloneFlags, cgroup: Option<BorrowedFd>) -> io::Result<Cloned> {
     let mut pidfd: libc::c_int = -1;
+    let (into_cgroup, cgroup_fd) = match cgroup {
+        Some(fd) => (CLONE_INTO_CGROUP, fd.as_raw_fd() as u64),
+        None => (0, 0),
+    };
     let args = CloneArgs {
-        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,
+        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64 | into_cgroup,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_fd,
         ..CloneArgs::default()
     };
     // SAFETY: `args` is a valid clone_args of the size passed; with a zero

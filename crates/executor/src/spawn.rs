@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::OwnedFd;
+use std::os::unix::io::{AsFd, OwnedFd};
 use std::time::SystemTime;
 
 use nix::fcntl::OFlag;
@@ -86,7 +86,15 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
     let (exec_read, exec_write) =
         pipe2(OFlag::O_CLOEXEC).map_err(SetupError::sys("create exec pipe"))?;
     let own_network = config.network == NetworkMode::None;
-    let cloned = clone_into(container_flags(own_network))
+    // On v2 the child is born in its cgroup; on v1 it is moved there below.
+    let cgroup_dir = cgroup
+        .unified_dir()
+        .map(|dir| File::open(dir).map_err(|e| SetupError::io("open", dir, e)))
+        .transpose()?;
+    let cloned = clone_into(
+        container_flags(own_network),
+        cgroup_dir.as_ref().map(|f| f.as_fd()),
+    )
         .map_err(|e| SetupError::io("clone the container process", dir.path(), e))?;
     let (pid, _pidfd) = match cloned {
         Cloned::Child => {
@@ -153,7 +161,9 @@ fn handshake(
     // The child builds its root meanwhile; it starts the command only
     // after `Proceed`, so the command is in the cgroup from its first
     // instruction.
-    cgroup.add_pid(pid.as_raw()).map_err(SetupError::from)?;
+    if cgroup.unified_dir().is_none() {
+        cgroup.add_pid(pid.as_raw()).map_err(SetupError::from)?;
+    }
     let state = RunState {
         pid: pid.as_raw(),
         start_time: proc::start_time(pid.as_raw())

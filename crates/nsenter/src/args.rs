@@ -10,12 +10,19 @@ pub struct Args {
     pub pid: i32,
     /// Its start time, to refuse a recycled PID.
     pub start_time: u64,
+    /// Also join the init's user namespace.
     pub userns: bool,
+    /// `cgroup.procs` files to join before forking.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The command's whole environment, `K=V`.
     pub env: Vec<String>,
+    /// Working directory inside the container (`/` by default).
     pub cwd: String,
+    /// (uid, gid); the gid defaults to the uid.
     pub user: Option<(u32, u32)>,
+    /// A pty from the container's devpts (ignored with `detach`).
     pub tty: bool,
+    /// Run in the background, stdio on /dev/null, and return at once.
     pub detach: bool,
     /// Capability mask the process keeps.
     pub caps: u64,
@@ -63,6 +70,9 @@ impl Args {
             match arg.as_str() {
                 "--pid" => {
                     args.pid = number("--pid", it.next())?;
+                    if args.pid <= 0 {
+                        return Err(format!("--pid: invalid value \"{}\"", args.pid));
+                    }
                     have_pid = true;
                 }
                 "--start-time" => {
@@ -167,5 +177,79 @@ mod tests {
         ])
         .is_err());
         assert_eq!(parse_user("7").unwrap(), (7, 7));
+    }
+
+    #[test]
+    fn defaults_for_the_minimal_form() {
+        let args = parse(&["--pid", "7", "--start-time", "123", "--", "true"]).unwrap();
+        assert_eq!((args.pid, args.start_time), (7, 123));
+        assert_eq!(args.cwd, "/");
+        assert_eq!(args.user, None);
+        assert_eq!(args.seccomp, "default");
+        assert_eq!(args.caps, u64::MAX);
+        assert!(!args.userns && !args.tty && !args.detach && !args.no_new_privs);
+        assert!(args.env.is_empty() && args.cgroup_procs.is_empty());
+        assert_eq!(args.command, ["true"]);
+    }
+
+    #[test]
+    fn keeps_the_environment_in_order_and_exactly() {
+        let args = parse(&[
+            "--pid",
+            "7",
+            "--start-time",
+            "1",
+            "--env",
+            "PATH=/bin",
+            "--env",
+            "A=x=y",
+            "--env",
+            "EMPTY=",
+            "--userns",
+            "--detach",
+            "--",
+            "env",
+        ])
+        .unwrap();
+        assert_eq!(args.env, ["PATH=/bin", "A=x=y", "EMPTY="]);
+        assert!(args.userns && args.detach);
+    }
+
+    #[test]
+    fn everything_after_the_separator_is_the_command() {
+        let args = parse(&["--pid", "7", "--start-time", "1", "--", "--pid", "--", "x"]).unwrap();
+        assert_eq!(args.command, ["--pid", "--", "x"]);
+    }
+
+    #[test]
+    fn explains_what_is_wrong() {
+        let error = |list: &[&str]| parse(list).unwrap_err();
+        assert_eq!(error(&["--pid"]), "--pid needs a value");
+        assert_eq!(
+            error(&["--pid", "7", "--start-time", "1", "--env"]),
+            "--env needs a value"
+        );
+        assert!(error(&["--pid", "0", "--start-time", "1", "--", "x"]).contains("--pid"));
+        assert!(error(&["--pid", "-3", "--start-time", "1", "--", "x"]).contains("--pid"));
+        assert!(error(&["--pid", "7", "--start-time", "-1", "--", "x"]).contains("--start-time"));
+        assert_eq!(
+            error(&["--pid", "7", "--start-time", "1", "--frob", "--", "x"]),
+            "unknown argument \"--frob\""
+        );
+        assert_eq!(
+            error(&["--pid", "7", "--start-time", "1", "true"]),
+            "unknown argument \"true\""
+        );
+        assert_eq!(
+            error(&["--pid", "7", "--start-time", "1", "--"]),
+            "no command given after --"
+        );
+        assert_eq!(error(&["--", "x"]), "--pid and --start-time are required");
+        assert!(
+            error(&["--pid", "7", "--start-time", "1", "--caps", "zz", "--", "x"])
+                .contains("--caps")
+        );
+        assert!(parse_user("1:").is_err() && parse_user(":1").is_err() && parse_user("").is_err());
+        assert_eq!(parse_user("0:0").unwrap(), (0, 0));
     }
 }

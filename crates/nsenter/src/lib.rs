@@ -4,38 +4,41 @@
 //! Order matters: mark this process non-dumpable (the container must never
 //! reach this host binary through /proc/PID/exe), open every namespace of
 //! the container's init, then check the init is still the recorded process
-//! (a recycled PID is refused), join the cgroups, then the namespaces (user
-//! first, mount last: after it, `/` and the cwd are the container's root),
-//! and fork, because a PID namespace applies to children only. The child
-//! becomes the command; the parent relays signals, the terminal and the
-//! exit status.
+//! (with the descriptors open, a recycled PID no longer matters), join the
+//! cgroups, then the namespaces (user first, mount last: after it, `/` and
+//! the cwd are the container's root), and fork, because a PID namespace
+//! applies to children only. The child becomes the command; the parent
+//! relays signals, the terminal and the exit status (see [`relay`]).
+//!
+//! Single-threaded throughout: `setns` into a user namespace requires it,
+//! and the forked child may then run any code before its exec.
 
 mod args;
+mod relay;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::path::PathBuf;
 
 use nix::fcntl::OFlag;
 use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, pipe2, ForkResult, Pid};
+use nix::sys::wait::waitpid;
+use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult};
 
 use mcm_common::exec::{self, describe_failure, read_failure, CommandSpec};
 use mcm_common::proc;
 use mcm_common::security::{Hardening, SeccompMode};
-use mcm_common::terminal;
+use mcm_common::terminal::copy_window_size;
 
 pub use args::{Args, USAGE};
 
 /// Exit code when mcm-nsenter itself fails.
-const EXIT_FAILED: i32 = 125;
+pub const EXIT_FAILED: i32 = 125;
 
 /// Namespaces joined, in order: user first (it grants the rights to join
-/// the rest), mount last (it changes the root).
+/// the rest), mount last (it changes the root). The cgroup namespace is
+/// left out: the cgroups are joined through `--cgroup-procs`.
 const NAMESPACES: [(&str, CloneFlags); 6] = [
     ("user", CloneFlags::CLONE_NEWUSER),
     ("ipc", CloneFlags::CLONE_NEWIPC),
@@ -45,18 +48,20 @@ const NAMESPACES: [(&str, CloneFlags); 6] = [
     ("mnt", CloneFlags::CLONE_NEWNS),
 ];
 
-/// The child's host PID, for the signal handlers.
-static CHILD: AtomicI32 = AtomicI32::new(0);
-/// The pty master, for the SIGWINCH handler.
-static MASTER: AtomicI32 = AtomicI32::new(-1);
-
 /// The helper's `main`: returns the exit code.
 pub fn main_entry() -> i32 {
     // First of all: nothing in the container may open /proc/<us>/exe.
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         return fail(&format!("cannot mark the helper non-dumpable: {e}"));
     }
-    let args = match Args::parse(std::env::args().skip(1)) {
+    let argv: Result<Vec<String>, String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| format!("argument {arg:?} is not valid UTF-8"))
+        })
+        .collect();
+    let args = match argv.and_then(Args::parse) {
         Ok(args) => args,
         Err(e) => return fail(&format!("{e}\n{USAGE}")),
     };
@@ -71,41 +76,74 @@ fn fail(message: &str) -> i32 {
     EXIT_FAILED
 }
 
+/// Where the command's stdio comes from.
+enum Stdio {
+    /// The caller's descriptors, as they are.
+    Inherited,
+    /// A pty of the container's devpts: the master (kept by the relay) and
+    /// the slave's path (opened by the child).
+    Terminal(OwnedFd, PathBuf),
+    /// `--detach`: the container's /dev/null, in a new session.
+    Detached(File),
+}
+
 fn enter_and_run(args: &Args) -> Result<i32, String> {
     let namespaces = open_namespaces(args)?;
-    // Compiled before joining the mount namespace: the profile is a host path.
+    // Compiled before joining the mount namespace: a profile is a host path.
     let hardening = prepare_hardening(args)?;
     join_cgroups(&args.cgroup_procs)?;
     for (fd, flag) in namespaces {
         setns(&fd, flag)
             .map_err(|e| format!("cannot join the container's namespace ({flag:?}): {e}"))?;
     }
-    let pty = if args.tty { Some(open_pty()?) } else { None };
-    let (report_read, report_write) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    // From here on, every path is the container's.
+    let stdio = if args.detach {
+        // No pty with --detach: nobody would hold its master, and closing
+        // it would hang up the command.
+        let null = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| format!("cannot open the container's /dev/null: {e}"))?;
+        Stdio::Detached(null)
+    } else if args.tty {
+        let (master, slave) = open_pty()?;
+        Stdio::Terminal(master, slave)
+    } else {
+        Stdio::Inherited
+    };
+    let slave = match &stdio {
+        Stdio::Terminal(_, slave) => Some(slave.clone()),
+        _ => None,
+    };
     let spec = CommandSpec {
         user: args.user,
-        ..CommandSpec::new(
-            &args.command,
-            &args.env,
-            &args.cwd,
-            pty.as_ref().map(|(_, slave)| slave.clone()),
-            &hardening,
-        )
-        .ok_or("command, environment or working directory holds a NUL byte")?
+        ..CommandSpec::new(&args.command, &args.env, &args.cwd, slave, &hardening)
+            .ok_or("command, environment or working directory holds a NUL byte")?
     };
-    // SAFETY: this helper is single-threaded, so the child may run any code.
+    let (report_read, report_write) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let signals = relay::Signals::block()?;
+    // SAFETY: this process is single-threaded, so the child may allocate
+    // and run any code until its exec.
     match unsafe { fork() }.map_err(|e| format!("cannot fork: {e}"))? {
         ForkResult::Child => {
             drop(report_read);
-            if args.detach && !args.tty {
-                detach_stdio();
+            if let Stdio::Detached(null) = &stdio {
+                let _ = setsid();
+                for fd in 0..=2 {
+                    let _ = dup2(null.as_raw_fd(), fd);
+                }
             }
+            // Resets signals, attaches the terminal, changes to the
+            // working directory, applies the hardening (capabilities,
+            // seccomp, no_new_privs) and the user, then execs; a failure
+            // is written to `report_write`.
             exec::exec(&spec, report_write)
         }
         ForkResult::Parent { child } => {
             drop(report_write);
-            CHILD.store(child.as_raw(), Ordering::SeqCst);
+            // EOF (the pipe is close-on-exec) means the exec succeeded.
             if let Some((step, errno)) = read_failure(report_read) {
                 let command = args.command.first().map(String::as_str).unwrap_or("");
                 let (code, message) = describe_failure(step, errno, command, &args.cwd);
@@ -116,11 +154,11 @@ fn enter_and_run(args: &Args) -> Result<i32, String> {
             if args.detach {
                 return Ok(0);
             }
-            forward_signals(pty.as_ref().map(|(master, _)| master.as_raw_fd()));
-            if let Some((master, _)) = pty {
-                terminal::relay(master, true);
-            }
-            Ok(wait_exit_code(child))
+            let mut child = relay::Child::new(child);
+            Ok(match stdio {
+                Stdio::Terminal(master, _) => relay::tty(master, &signals, &mut child),
+                _ => relay::wait(&signals, &mut child),
+            })
         }
     }
 }
@@ -128,22 +166,30 @@ fn enter_and_run(args: &Args) -> Result<i32, String> {
 /// Opens the init's namespaces, then checks it is still the same process:
 /// once the descriptors are open, a recycled PID no longer matters.
 fn open_namespaces(args: &Args) -> Result<Vec<(File, CloneFlags)>, String> {
-    let mut opened = Vec::new();
+    let gone = || {
+        format!(
+            "container init PID {} is gone (container stopped?)",
+            args.pid
+        )
+    };
+    let mut opened = Vec::with_capacity(NAMESPACES.len());
     for (name, flag) in NAMESPACES {
         if flag == CloneFlags::CLONE_NEWUSER && !args.userns {
             continue;
         }
         let path = format!("/proc/{}/ns/{name}", args.pid);
-        let file = File::open(&path)
-            .map_err(|e| format!("cannot open {path}: {e} (container stopped?)"))?;
-        opened.push((file, flag));
+        // std opens with O_CLOEXEC.
+        match File::open(&path) {
+            Ok(file) => opened.push((file, flag)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
+            Err(e) => return Err(format!("cannot open {path}: {e}")),
+        }
     }
     match proc::stat(args.pid) {
-        Some(stat) if stat.start_time == args.start_time && stat.state != 'Z' => Ok(opened),
-        _ => Err(format!(
-            "container init PID {} is gone (container stopped?)",
-            args.pid
-        )),
+        Some(stat) if stat.start_time == args.start_time && !matches!(stat.state, 'Z' | 'X') => {
+            Ok(opened)
+        }
+        _ => Err(gone()),
     }
 }
 
@@ -170,8 +216,8 @@ fn join_cgroups(files: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-/// A pty from the container's own devpts (we are in its mount namespace),
-/// sized like the caller's terminal.
+/// A pty from the container's own devpts (we are in its mount namespace:
+/// /dev/ptmx is the container's), sized like the caller's terminal.
 fn open_pty() -> Result<(OwnedFd, PathBuf), String> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
@@ -181,74 +227,7 @@ fn open_pty() -> Result<(OwnedFd, PathBuf), String> {
     let slave = ptsname_r(&master).map_err(|e| format!("cannot name the pty: {e}"))?;
     // SAFETY: into_raw_fd hands over sole ownership of the open master.
     let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
-    terminal::copy_window_size(0, master.as_raw_fd());
+    // Does nothing when our stdin is not a terminal.
+    copy_window_size(0, master.as_raw_fd());
     Ok((master, PathBuf::from(slave)))
-}
-
-/// `--detach`: a new session with stdio on /dev/null (of the container).
-fn detach_stdio() {
-    let _ = nix::unistd::setsid();
-    if let Ok(null) = nix::fcntl::open(
-        Path::new("/dev/null"),
-        OFlag::O_RDWR,
-        nix::sys::stat::Mode::empty(),
-    ) {
-        for fd in 0..=2 {
-            let _ = nix::unistd::dup2(null, fd);
-        }
-    }
-}
-
-extern "C" fn forward(signal: libc::c_int) {
-    let child = CHILD.load(Ordering::SeqCst);
-    if child > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(child, signal) };
-    }
-}
-
-extern "C" fn resize(_: libc::c_int) {
-    let master = MASTER.load(Ordering::SeqCst);
-    if master >= 0 {
-        terminal::copy_window_size(0, master);
-    }
-}
-
-/// SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 go to the command;
-/// SIGWINCH resizes its terminal. Handlers only call async-signal-safe
-/// functions (kill, ioctl).
-fn forward_signals(master: Option<i32>) {
-    if let Some(fd) = master {
-        MASTER.store(fd, Ordering::SeqCst);
-    }
-    let handlers: [(Signal, extern "C" fn(libc::c_int)); 7] = [
-        (Signal::SIGINT, forward),
-        (Signal::SIGTERM, forward),
-        (Signal::SIGHUP, forward),
-        (Signal::SIGQUIT, forward),
-        (Signal::SIGUSR1, forward),
-        (Signal::SIGUSR2, forward),
-        (Signal::SIGWINCH, resize),
-    ];
-    for (signal, handler) in handlers {
-        let action = SigAction::new(
-            SigHandler::Handler(handler),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        // SAFETY: the handlers are async-signal-safe (see above).
-        let _ = unsafe { sigaction(signal, &action) };
-    }
-}
-
-/// The command's exit code, 128+N when killed by signal N.
-fn wait_exit_code(child: Pid) -> i32 {
-    loop {
-        match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, signal, _)) => return 128 + signal as i32,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return fail(&format!("cannot wait for the command: {e}")),
-        }
-    }
 }

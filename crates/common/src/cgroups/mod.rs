@@ -314,6 +314,15 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The cgroup directory on a v2 host, for clone3(CLONE_INTO_CGROUP),
+    /// which starts a process inside it without a migration.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        match self {
+            Cgroup::V1(_) => None,
+            Cgroup::V2(cg) => Some(cg.dir()),
+        }
+    }
+
     /// The `cgroup.procs` files a new process must be written to, to be
     /// fully inside the cgroup.
     pub fn procs_files(&self) -> Vec<PathBuf> {

@@ -33,6 +33,11 @@ impl Cgroup {
         }
     }
 
+    /// The container cgroup's directory.
+    pub fn dir(&self) -> &Path {
+        &self.leaf
+    }
+
     /// A file of the container cgroup.
     fn file(&self, name: &str) -> PathBuf {
         self.leaf.join(name)

@@ -11,7 +11,7 @@ use super::mount_at;
 use crate::error::SetupResult;
 
 /// Hidden: an empty read-only tmpfs over directories, /dev/null over files.
-const MASKED: [&str; 12] = [
+const MASKED: [&str; 11] = [
     "proc/asound",
     "proc/acpi",
     "proc/kcore",
@@ -21,7 +21,6 @@ const MASKED: [&str; 12] = [
     "proc/timer_stats",
     "proc/sched_debug",
     "proc/scsi",
-    "proc/sysrq-trigger",
     "sys/firmware",
     "sys/devices/virtual/powercap",
 ];
