@@ -80,6 +80,9 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
     let cgroup = Cgroup::for_host(&config.cgroup_parent, &config.id)?;
     cgroup.create()?;
     cgroup.apply(&config.limits)?;
+    if !config.security.privileged {
+        cgroup.allow_only_devices(&device_rules(&config))?;
+    }
 
     let (parent_end, child_end) =
         Channel::pair(false).map_err(|e| SetupError::io("create sync channel", dir.path(), e))?;
@@ -95,7 +98,7 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
         container_flags(own_network),
         cgroup_dir.as_ref().map(|f| f.as_fd()),
     )
-        .map_err(|e| SetupError::io("clone the container process", dir.path(), e))?;
+    .map_err(|e| SetupError::io("clone the container process", dir.path(), e))?;
     let (pid, _pidfd) = match cloned {
         Cloned::Child => {
             drop(parent_end);
@@ -130,6 +133,32 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
             init: config.init,
         }),
     }
+}
+
+/// The devices a container may open: the standard ones, its ptys, and
+/// those given with `--device`.
+fn device_rules(config: &ContainerConfig) -> Vec<String> {
+    const STANDARD: [&str; 9] = [
+        "c 1:3 rwm",   // null
+        "c 1:5 rwm",   // zero
+        "c 1:7 rwm",   // full
+        "c 1:8 rwm",   // random
+        "c 1:9 rwm",   // urandom
+        "c 5:0 rwm",   // tty
+        "c 5:1 rwm",   // console
+        "c 5:2 rwm",   // ptmx
+        "c 136:* rwm", // pty slaves
+    ];
+    STANDARD
+        .iter()
+        .map(|rule| rule.to_string())
+        .chain(
+            config
+                .devices
+                .iter()
+                .map(|d| format!("{} {}:{} {}", d.kind, d.major, d.minor, d.access)),
+        )
+        .collect()
 }
 
 /// A failure after the clone, with the exit code the user sees.

@@ -314,6 +314,16 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Restricts the devices the container may open to `rules` (devices
+    /// cgroup lines such as `c 1:3 rwm`). v1 only: v2 has no devices file
+    /// (it takes a BPF program); there mcm relies on its `nodev` mounts.
+    pub fn allow_only_devices(&self, rules: &[String]) -> Result<()> {
+        match self {
+            Cgroup::V1(cg) => cg.allow_only_devices(rules),
+            Cgroup::V2(_) => Ok(()),
+        }
+    }
+
     /// The cgroup directory on a v2 host, for clone3(CLONE_INTO_CGROUP),
     /// which starts a process inside it without a migration.
     pub fn unified_dir(&self) -> Option<&Path> {

@@ -60,6 +60,18 @@ impl Cgroup {
             .collect()
     }
 
+    /// Denies every device, then allows `rules` (`c 1:3 rwm` lines).
+    pub(super) fn allow_only_devices(&self, rules: &[String]) -> Result<()> {
+        let Some(dir) = self.dir("devices") else {
+            return Ok(());
+        };
+        write_value(&dir.join("devices.deny"), "a")?;
+        for rule in rules {
+            write_value(&dir.join("devices.allow"), rule)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn create(&self) -> Result<()> {
         let mounts = hierarchy_mounts(&self.root);
         if mounts.is_empty() {
