@@ -44,14 +44,7 @@ pub struct Attached {
 
 /// Signals an attached `mcm` passes on to the container, as `docker run`
 /// does with its default --sig-proxy.
-const PROXIED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+const PROXIED: [Signal; 6] = mcm_common::exec::FORWARDED_SIGNALS;
 
 impl Attached {
     /// Relays stdin/stdout through the pty (with `-t`) and proxies signals

@@ -17,6 +17,17 @@ use nix::unistd::{chdir, dup2, execve, setsid};
 
 use crate::security::Hardening;
 
+/// Signals every mcm process standing in front of a container command
+/// (its init, an attached `mcm`, `mcm-nsenter`) passes on to it.
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
 /// The default PATH when the container's environment sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

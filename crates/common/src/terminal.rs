@@ -8,13 +8,14 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 
 /// Puts a terminal in raw mode until dropped.
-struct RawMode {
+pub struct RawMode {
     fd: RawFd,
     saved: Termios,
 }
 
 impl RawMode {
-    fn enter(fd: RawFd) -> Option<RawMode> {
+    /// Raw mode on `fd` if it is a terminal; `None` otherwise.
+    pub fn enter(fd: RawFd) -> Option<RawMode> {
         // SAFETY: fd 0 stays open for the life of the process.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let saved = tcgetattr(borrowed).ok()?;

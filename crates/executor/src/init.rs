@@ -21,15 +21,7 @@ use nix::unistd::Pid;
 use mcm_common::container::ExitRecord;
 use mcm_common::store::write_exit_to;
 
-/// Signals the init passes on to the command.
-pub const FORWARDED: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+pub use mcm_common::exec::FORWARDED_SIGNALS as FORWARDED;
 
 /// The signals kept blocked from before the clone, so none is lost between
 /// the clone and the init's first sigwait.

@@ -14,21 +14,13 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{isatty, read, write, Pid};
+use nix::unistd::{read, write, Pid};
 
-use mcm_common::terminal::copy_window_size;
+use mcm_common::terminal::{copy_window_size, RawMode};
 
 /// Signals passed on to the command as they are.
-pub const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+pub use mcm_common::exec::FORWARDED_SIGNALS as FORWARDED;
 
 /// Once the command has exited, output still arriving within this delay is
 /// relayed; a pty kept open by a leftover background process does not
@@ -251,35 +243,4 @@ fn write_all(fd: BorrowedFd, mut data: &[u8]) -> Result<(), Errno> {
         }
     }
     Ok(())
-}
-
-/// A terminal in raw mode until dropped.
-struct RawMode {
-    fd: RawFd,
-    saved: Termios,
-}
-
-impl RawMode {
-    /// Raw mode on `fd` if it is a terminal; `None` otherwise.
-    fn enter(fd: RawFd) -> Option<RawMode> {
-        if !isatty(fd).unwrap_or(false) {
-            return None;
-        }
-        // SAFETY: `fd` is one of our stdio descriptors, open for the
-        // whole life of the process.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let saved = tcgetattr(borrowed).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(borrowed, SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode { fd, saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // SAFETY: as in `enter`.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        let _ = tcsetattr(borrowed, SetArg::TCSANOW, &self.saved);
-    }
 }
