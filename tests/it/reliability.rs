@@ -500,3 +500,66 @@ fn soak_detached_exec_stop_rm_cycles_leave_the_host_as_it_was() {
     assert!(env.container_dirs().is_empty());
     env.finish();
 }
+
+#[test]
+fn killing_rm_midway_leaves_a_removable_container() {
+    let env = TestEnv::new();
+    env.mcm(&["run", "--rm", "busybox", "true"]).ok();
+    for delay_ms in [0u64, 1, 3, 6, 10] {
+        let id = env.run_detached(&["busybox", "sleep", "1000"]);
+        let mut rm = env
+            .command(&["rm", "-f", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = rm.kill();
+        let _ = rm.wait();
+        // Whatever it got through, the rerun finishes the job.
+        let again = env.mcm(&["rm", "-f", &id]);
+        assert!(
+            again.code == 0 || again.stderr.contains("no such container"),
+            "{}",
+            again.stderr
+        );
+    }
+    env.finish();
+}
+
+#[test]
+fn a_full_state_root_fails_cleanly_and_keeps_metadata() {
+    use nix::mount::{mount, umount, MsFlags};
+    let env = TestEnv::new();
+    let small = env.root.path().join("small");
+    fs::create_dir(&small).unwrap();
+    mount(
+        Some("tmpfs"),
+        &small,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=8m"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| env.command(args).env("MCM_ROOT", &small).output().unwrap();
+    let first = run(&["run", "-d", "--name", "kept", "busybox", "true"]);
+    // Fill what is left.
+    let filler = small.join("filler");
+    let _ = fs::write(&filler, vec![0u8; 16 << 20]);
+    let full = run(&["run", "-d", "busybox", "true"]);
+    let listing = run(&["ps", "-a"]);
+    let kept = String::from_utf8_lossy(&listing.stdout).contains("kept");
+    let _ = run(&["rm", "-f", "kept"]);
+    umount(&small).unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(full.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(kept, "existing metadata damaged");
+    env.finish();
+}

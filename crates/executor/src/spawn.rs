@@ -44,6 +44,7 @@ pub fn run(options: &Options, sync: Channel) -> i32 {
                 // parent can learn its exit code: stay, out of the caller's
                 // session, until it ends.
                 let _ = nix::unistd::setsid();
+                log_to(&dir.executor_log());
                 wait_and_record(pid, &dir)
             } else {
                 0
@@ -270,6 +271,16 @@ fn wait_and_record(pid: Pid, dir: &ContainerDir) -> i32 {
             Err(_) => break mcm_common::container::UNKNOWN_EXIT_CODE,
         }
     };
-    let _ = store::record_exit_if_missing(&dir.exit(), &ExitRecord::now(code));
+    if let Err(e) = store::record_exit_if_missing(&dir.exit(), &ExitRecord::now(code)) {
+        eprintln!("mcm-executor: cannot record exit code {code}: {e}");
+    }
     code
+}
+
+/// Sends this process's own messages to `path` (the executor log that
+/// `mcm inspect` shows as ExecutorLogPath) once nobody reads its stderr.
+fn log_to(path: &std::path::Path) {
+    if let Ok(file) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = nix::unistd::dup2(std::os::unix::io::AsRawFd::as_raw_fd(&file), 2);
+    }
 }
