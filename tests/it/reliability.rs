@@ -59,6 +59,7 @@ fn fifty_concurrent_runs_then_fifty_concurrent_removals() {
         .iter()
         .map(|id| {
             env.command(&["stop", "-t", "1", id])
+                .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
