@@ -92,14 +92,75 @@ fn limits_are_written_to_the_cgroup() {
             "100000"
         );
     }
-    // Older CLI form.
-    let old = env.run_detached(&["--cpu=1", "busybox", "sleep", "1000"]);
-    if !is_v2() {
+    // No swap beyond the memory limit by default (where the kernel
+    // accounts swap at all).
+    let swap = cgroup_file(
+        &env,
+        &id,
+        ("memory", "memory.memsw.limit_in_bytes"),
+        "memory.swap.max",
+    );
+    if swap.exists() {
+        assert_eq!(read(&swap), if is_v2() { "0" } else { "67108864" });
+    }
+    // Older CLI form; weight and CPU set; unlimited swap.
+    let old = env.run_detached(&[
+        "--cpu=1",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "-1",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    if is_v2() {
+        assert_eq!(
+            read(&cgroup_file(&env, &old, ("", ""), "cpu.max")),
+            "100000 100000"
+        );
+        // Shares 512 map to weight 20 (runc's and crun's mapping).
+        assert_eq!(read(&cgroup_file(&env, &old, ("", ""), "cpu.weight")), "20");
+    } else {
         assert_eq!(
             read(&cgroup_file(&env, &old, ("cpu", "cpu.cfs_quota_us"), "")),
             "100000"
         );
+        assert_eq!(
+            read(&cgroup_file(&env, &old, ("cpu", "cpu.shares"), "")),
+            "512"
+        );
     }
+    assert_eq!(
+        read(&cgroup_file(
+            &env,
+            &old,
+            ("cpuset", "cpuset.cpus"),
+            "cpuset.cpus"
+        )),
+        "0"
+    );
+    let swap = cgroup_file(
+        &env,
+        &old,
+        ("memory", "memory.memsw.limit_in_bytes"),
+        "memory.swap.max",
+    );
+    if swap.exists() {
+        let value = read(&swap);
+        assert!(
+            value == "max" || value.parse::<u64>().unwrap() > 1 << 60,
+            "swap not unlimited: {value}"
+        );
+    }
+    assert_eq!(env.inspect(&old, "/HostConfig/NanoCpus"), 1_000_000_000);
+    assert_eq!(env.inspect(&old, "/HostConfig/CpusetCpus"), "0");
+    assert_eq!(env.inspect(&id, "/HostConfig/Memory"), 64 << 20);
+    assert_eq!(env.inspect(&id, "/HostConfig/PidsLimit"), 20);
     env.finish();
 }
 
@@ -115,22 +176,42 @@ fn live_update_changes_limits_and_persists() {
         "sleep",
         "1000",
     ]);
-    env.mcm(&["update", "--memory", "128m", "--pids-limit", "30", &id])
-        .ok();
-    assert_eq!(
+    let memory = || {
         read(&cgroup_file(
             &env,
             &id,
             ("memory", "memory.limit_in_bytes"),
-            "memory.max"
-        )),
-        "134217728"
-    );
-    assert_eq!(
-        read(&cgroup_file(&env, &id, ("pids", "pids.max"), "pids.max")),
-        "30"
-    );
+            "memory.max",
+        ))
+    };
+    let pids = || read(&cgroup_file(&env, &id, ("pids", "pids.max"), "pids.max"));
+    env.mcm(&["update", "--memory", "128m", "--pids-limit", "30", &id])
+        .ok();
+    assert_eq!(memory(), "134217728");
+    assert_eq!(pids(), "30");
     assert_eq!(env.inspect(&id, "/HostConfig/Resources/pids"), 30);
+
+    // Refused updates change nothing.
+    for args in [
+        vec!["--memory", "12x"],
+        vec!["--pids-limit", "0"],
+        vec!["--memory-swap", "10m"],
+        vec![],
+    ] {
+        let mut all = vec!["update"];
+        all.extend_from_slice(&args);
+        all.push(&id);
+        let out = env.mcm(&all);
+        assert_eq!(out.code, 125, "{args:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+    }
+    assert_eq!((memory(), pids()), ("134217728".into(), "30".into()));
+
+    // Kept across a restart, and an update while stopped applies at start.
+    env.mcm(&["stop", "-t", "1", &id]).ok();
+    env.mcm(&["update", "--pids-limit", "40", &id]).ok();
+    env.mcm(&["start", &id]).ok();
+    assert_eq!((memory(), pids()), ("134217728".into(), "40".into()));
     env.finish();
 }
 
@@ -144,13 +225,18 @@ fn bad_values_are_refused_before_anything_exists() {
         vec!["--cpus", "4096"],
         vec!["--pids-limit", "0"],
         vec!["--cpuset-cpus", "0-4095"],
+        vec!["--cpus", "half"],
+        vec!["--cpu-shares", "lots"],
+        vec!["--memory-swap", "100m"],
+        vec!["--memory", "64m", "--memory-swap", "32m"],
     ] {
         let mut all = vec!["run", "-d"];
         all.extend_from_slice(&args);
         all.extend_from_slice(&["busybox", "true"]);
         let out = env.mcm(&all);
         assert_eq!(out.code, 125, "{args:?}");
-        assert!(out.stderr.contains(args[1]), "{args:?}: {}", out.stderr);
+        let value = args.last().unwrap();
+        assert!(out.stderr.contains(value), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1);
     }
     assert!(env.container_dirs().is_empty());
@@ -160,6 +246,8 @@ fn bad_values_are_refused_before_anything_exists() {
 #[test]
 fn memory_limit_kills_with_oom_and_shows_it() {
     let env = TestEnv::new();
+    // dd's 60 MiB block is one anonymous buffer, filled from /dev/zero. A
+    // second start only sleeps.
     let out = env.mcm(&[
         "run",
         "--name",
@@ -167,16 +255,25 @@ fn memory_limit_kills_with_oom_and_shows_it() {
         "--memory",
         "50m",
         "busybox",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=60M",
-        "count=1",
+        "sh",
+        "-c",
+        "[ -e /ran ] && exec sleep 1000; touch /ran; dd if=/dev/zero of=/dev/null bs=60M count=1",
     ]);
     assert_eq!(out.code, 137, "{}", out.stderr);
     assert_eq!(env.inspect("hog", "/State/OOMKilled"), true);
     assert_eq!(env.inspect("hog", "/State/ExitCode"), 137);
     assert!(env.mcm(&["ps", "-a"]).ok().contains("Exited (137)"));
+    let status = env.mcm(&["status", "hog"]).ok();
+    assert!(status.contains("OOM killed:  yes"), "{status}");
+    assert!(!status.contains("OOM events:  0"), "{status}");
+    // A later run killed by hand is no OOM kill: every run has a fresh
+    // cgroup.
+    env.mcm(&["start", "hog"]).ok();
+    assert_eq!(env.inspect("hog", "/State/OOMKilled"), false);
+    env.mcm(&["kill", "hog"]).ok();
+    env.wait_status("hog", "exited", WAIT);
+    assert_eq!(env.inspect("hog", "/State/ExitCode"), 137);
+    assert_eq!(env.inspect("hog", "/State/OOMKilled"), false);
     // Within the limit the same command works.
     env.mcm(&[
         "run",
@@ -284,12 +381,22 @@ fn pause_stops_progress_and_unpause_resumes() {
     let exec = env.mcm(&["exec", &id, "true"]);
     assert_eq!(exec.code, 125);
     assert!(exec.stderr.contains("paused"), "{}", exec.stderr);
+    assert!(env
+        .mcm(&["status", &id])
+        .ok()
+        .contains("State:       paused"));
     assert_eq!(env.mcm(&["pause", &id]).code, 125);
     env.mcm(&["resume", "--id", &id]).ok();
     env.wait_for("counter to move again", WAIT, || counter() > frozen);
+    let unpause = env.mcm(&["unpause", &id]);
+    assert_eq!(unpause.code, 125);
+    assert!(unpause.stderr.contains("is running"), "{}", unpause.stderr);
     env.mcm(&["freeze", &id]).ok();
     env.mcm(&["stop", "-t", "1", &id]).ok();
     assert_eq!(env.inspect(&id, "/State/Status"), "exited");
+    let stopped = env.mcm(&["pause", &id]);
+    assert_eq!(stopped.code, 125);
+    assert!(stopped.stderr.contains("is exited"), "{}", stopped.stderr);
     let other = env.run_detached(&["busybox", "sleep", "1000"]);
     env.mcm(&["pause", &other]).ok();
     env.mcm(&["rm", "-f", &other]).ok();
@@ -322,6 +429,7 @@ fn status_and_stats_match_the_cgroup() {
         "Network:",
         "OOM events:  0",
         "CPU:",
+        "Uptime:",
     ] {
         assert!(status.contains(expected), "{expected} missing:\n{status}");
     }
@@ -341,5 +449,25 @@ fn status_and_stats_match_the_cgroup() {
         table.starts_with("CONTAINER ID") && table.contains("watched") && table.contains("64MiB"),
         "{table}"
     );
+    // The live form redraws every second until its reader goes away.
+    let mut live = env
+        .command(&["stats"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 256];
+    let n = std::io::Read::read(live.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let frame = String::from_utf8_lossy(&first[..n]);
+    assert!(frame.starts_with("\x1b[2J\x1b[HCONTAINER ID"), "{frame:?}");
+    drop(live.stdout.take());
+    let exited = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        live.try_wait().unwrap()
+    });
+    if exited.is_none() {
+        live.kill().ok();
+        live.wait().ok();
+        panic!("mcm stats kept running with no reader");
+    }
     env.finish();
 }

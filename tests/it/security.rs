@@ -295,3 +295,41 @@ fn a_bind_mount_through_an_image_symlink_stays_inside() {
     );
     env.finish();
 }
+
+#[test]
+fn userns_remap_root_inside_is_not_root_outside() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    let volume = env.root.path().join("userns-vol");
+    fs::create_dir(&volume).unwrap();
+    fs::set_permissions(&volume, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let spec = format!("{}:/data", volume.display());
+    let out = inside(
+        &env,
+        &["--userns", "remap", "-v", &spec],
+        "id -u; stat -c %u /etc/passwd; touch /data/made; cat /proc/self/uid_map",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "root inside: {out}");
+    assert_eq!(lines[1], "0", "image files owned by root inside: {out}");
+    let owner = fs::metadata(volume.join("made")).unwrap().uid();
+    assert_ne!(
+        owner, 0,
+        "a file made by the container's root belongs to host root"
+    );
+    assert!(
+        lines[2].split_whitespace().nth(1) == Some(&owner.to_string()),
+        "{out}"
+    );
+    // exec and stop work in it, and exec'd processes are in its namespace.
+    let id = env.run_detached(&["--userns", "remap", "busybox", "sleep", "1000"]);
+    let map = env.mcm(&["exec", &id, "cat", "/proc/self/uid_map"]).ok();
+    assert_eq!(
+        map.split_whitespace().nth(1),
+        Some(owner.to_string().as_str()),
+        "{map}"
+    );
+    env.mcm(&["stop", "-t", "1", &id]).ok();
+    assert_eq!(env.inspect(&id, "/State/Status"), "exited");
+    env.finish();
+}

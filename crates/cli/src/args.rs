@@ -217,6 +217,11 @@ pub struct RunArgs {
     /// Add a host device: HOST[:CONTAINER][:rwm].
     #[arg(long, value_name = "DEVICE")]
     pub device: Vec<String>,
+    /// User namespace: `remap` makes the container's root an unprivileged
+    /// host user (ids from the `mcm` entries of /etc/subuid and /etc/subgid,
+    /// else 100000-165535).
+    #[arg(long, value_name = "MODE", value_parser = ["remap", "host"])]
+    pub userns: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Image name, or a path to a root filesystem directory.
@@ -363,6 +368,64 @@ mod tests {
         assert!(run.detach && run.rm);
         assert_eq!(run.image, "busybox");
         assert_eq!(run.command, ["ls", "-l", "--all"]);
+    }
+
+    #[test]
+    fn limit_flags_and_older_forms_parse() {
+        let cli = Cli::try_parse_from([
+            "mcm",
+            "run",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "-1",
+            "--cpu",
+            "0.5",
+            "--pids-limit",
+            "-1",
+            "busybox",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        let flags = run.limits.flags();
+        assert_eq!(flags.memory.as_deref(), Some("64m"));
+        assert_eq!(flags.memory_swap.as_deref(), Some("-1"));
+        assert_eq!(flags.cpus.as_deref(), Some("0.5"));
+        assert_eq!(flags.pids_limit.as_deref(), Some("-1"));
+        // `--cpu=1` is `--cpus 1`; a bad number still parses here and is
+        // refused with its value by the limit parser.
+        for (form, value) in [("--cpu=1", "1"), ("--cpus=-1", "-1")] {
+            let cli = Cli::try_parse_from(["mcm", "update", form, "c1"]).unwrap();
+            let Command::Update(update) = cli.command else {
+                panic!("not update")
+            };
+            assert_eq!(update.limits.cpus.as_deref(), Some(value));
+            assert_eq!(update.ids.all().unwrap(), ["c1"]);
+        }
+    }
+
+    #[test]
+    fn pause_and_stats_take_older_forms() {
+        for verb in ["pause", "freeze", "unpause", "resume"] {
+            let cli = Cli::try_parse_from(["mcm", verb, "--id", "c1"]).unwrap();
+            let (Command::Pause(ids) | Command::Unpause(ids)) = cli.command else {
+                panic!("{verb} is not pause/unpause")
+            };
+            assert_eq!(ids.all().unwrap(), ["c1"], "{verb}");
+        }
+        let cli = Cli::try_parse_from(["mcm", "monitor", "--no-stream", "--id", "c1"]).unwrap();
+        let Command::Stats(stats) = cli.command else {
+            panic!("monitor is not stats")
+        };
+        assert!(stats.no_stream);
+        assert_eq!(stats.ids.id_flags, ["c1"]);
+        let cli = Cli::try_parse_from(["mcm", "stats", "--format", "json"]).unwrap();
+        let Command::Stats(stats) = cli.command else {
+            panic!("not stats")
+        };
+        assert_eq!(stats.format, Format::Json);
     }
 
     #[test]

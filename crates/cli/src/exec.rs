@@ -82,8 +82,18 @@ impl Runtime {
         command
             .arg("--cwd")
             .arg(spec.workdir.as_deref().unwrap_or(&container.config.workdir));
-        if let Some(user) = &spec.user {
-            command.arg("--user").arg(user);
+        if container.config.userns.is_some() {
+            command.arg("--userns");
+        }
+        match (&spec.user, container.config.userns) {
+            (Some(user), _) => {
+                command.arg("--user").arg(user);
+            }
+            // Joining a user namespace leaves our ids unmapped: be its root.
+            (None, Some(_)) => {
+                command.arg("--user").arg("0:0");
+            }
+            (None, None) => {}
         }
         if spec.tty {
             command.arg("--tty");

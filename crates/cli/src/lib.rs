@@ -16,6 +16,7 @@ mod pidfd;
 pub mod resources;
 pub mod runtime;
 pub mod spec;
+pub mod userns;
 
 pub use error::{Error, Result};
 pub use launch::Attached;

@@ -8,6 +8,7 @@ use mcm_common::container::{NetworkMode, Status};
 use mcm_common::store::{self, Lock};
 
 use crate::error::{Error, Result};
+use crate::format::human_bytes;
 use crate::runtime::{Container, Runtime};
 
 /// Limit flags as the user typed them (`--memory 100m`, `--cpus 0.5`, ...).
@@ -22,8 +23,74 @@ pub struct LimitFlags {
 }
 
 impl LimitFlags {
-    /// Parses and checks every given flag; refuses bad values before
-    /// anything is created.
+    /// True when no limit flag was given.
+    pub fn is_empty(&self) -> bool {
+        let LimitFlags {
+            memory,
+            memory_swap,
+            cpus,
+            cpu_shares,
+            cpuset_cpus,
+            pids_limit,
+        } = self;
+        [
+            memory,
+            memory_swap,
+            cpus,
+            cpu_shares,
+            cpuset_cpus,
+            pids_limit,
+        ]
+        .iter()
+        .all(|flag| flag.is_none())
+    }
+
+    /// The limits of a new container: every flag checked alone and against
+    /// the others, so a bad combination is refused before anything is
+    /// created.
+    pub fn parse_for_run(&self) -> Result<Limits> {
+        let limits = self.parse()?;
+        self.check_combination(&limits)?;
+        Ok(limits)
+    }
+
+    /// Refuses limits that contradict each other (`--memory-swap` below
+    /// `--memory`, or without it), naming the values as they were typed;
+    /// `limits` may hold a container's older limits under these flags.
+    pub fn check_combination(&self, limits: &Limits) -> Result<()> {
+        if limits.validate().is_ok() {
+            return Ok(());
+        }
+        let show = |flag: &Option<String>, value: String| flag.clone().unwrap_or(value);
+        let memory = limits.memory.map(|m| show(&self.memory, human_bytes(m)));
+        let swap = show(
+            &self.memory_swap,
+            human_bytes(limits.memory_swap.unwrap_or_default().max(0) as u64),
+        );
+        Err(match memory {
+            // --memory given alone under an older, explicit --memory-swap.
+            Some(memory) if self.memory_swap.is_none() => Error::InvalidValue {
+                what: "--memory",
+                value: memory,
+                reason: format!(
+                    "above the container's memory+swap limit {swap}: change --memory-swap as well"
+                ),
+            },
+            Some(memory) => Error::InvalidValue {
+                what: "--memory-swap",
+                value: swap,
+                reason: format!("must be -1 or at least the memory limit {memory}"),
+            },
+            None => Error::InvalidValue {
+                what: "--memory-swap",
+                value: swap,
+                reason: "needs a memory limit (--memory)".into(),
+            },
+        })
+    }
+
+    /// Parses and checks every given flag on its own; refuses bad values
+    /// before anything is created or changed.
     pub fn parse(&self) -> Result<Limits> {
         fn field<T>(
             what: &'static str,
@@ -61,19 +128,36 @@ impl LimitFlags {
     }
 }
 
-/// A cpuset list (`0-2,4`) naming only CPUs this host has.
+/// A cpuset list (`0-2,4`) naming only CPUs that are online on this host.
 fn parse_cpuset(text: &str) -> std::result::Result<String, String> {
-    let host = cgroups::available_cpus() as u32;
+    let wanted = parse_cpu_list(text).ok_or("expected a CPU list like 0-2,4")?;
+    let online = fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| parse_cpu_list(list.trim()))
+        .unwrap_or_else(|| (0..cgroups::available_cpus() as u32).collect());
+    match wanted.iter().find(|cpu| !online.contains(cpu)) {
+        Some(cpu) => Err(format!(
+            "CPU {cpu} is not online (online: {})",
+            fs::read_to_string("/sys/devices/system/cpu/online")
+                .map(|list| list.trim().to_string())
+                .unwrap_or_else(|_| format!("{} CPUs", online.len()))
+        )),
+        None => Ok(text.to_string()),
+    }
+}
+
+/// The CPUs of a cpuset list (`0-2,4`), `None` when malformed.
+pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
     for part in text.split(',') {
         let (low, high) = part.split_once('-').unwrap_or((part, part));
-        let (Ok(low), Ok(high)) = (low.trim().parse::<u32>(), high.trim().parse::<u32>()) else {
-            return Err("expected a CPU list like 0-2,4".into());
-        };
-        if low > high || high >= host {
-            return Err(format!("this host has CPUs 0-{}", host.saturating_sub(1)));
+        let (low, high) = (low.trim().parse::<u32>().ok()?, high.trim().parse().ok()?);
+        if low > high || high - low > 65_536 {
+            return None;
         }
+        cpus.extend(low..=high);
     }
-    Ok(text.to_string())
+    Some(cpus)
 }
 
 /// `new` on top of `old`: only the limits given in `new` change.
@@ -132,24 +216,41 @@ impl Usage {
     }
 }
 
-/// Total CPU time of the host from /proc/stat, in nanoseconds.
-fn system_cpu_ns() -> u64 {
-    let Ok(stat) = fs::read_to_string("/proc/stat") else {
-        return 0;
-    };
-    let ticks: u64 = stat
+/// The host's CPU time and online CPU count, from `/proc/stat`.
+fn system_cpu() -> (u64, usize) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let (ticks, cpus) = parse_proc_stat(&stat);
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    (
+        ticks.saturating_mul(1_000_000_000 / hz),
+        cpus.unwrap_or_else(cgroups::available_cpus),
+    )
+}
+
+/// Clock ticks of all CPUs together, as Docker sums them (user, nice,
+/// system, idle, iowait, irq, softirq: guest time is already in user), and
+/// the number of per-CPU lines (online CPUs), `None` when there are none.
+pub fn parse_proc_stat(content: &str) -> (u64, Option<usize>) {
+    let ticks = content
         .lines()
-        .find(|l| l.starts_with("cpu "))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
+        .find_map(|l| l.strip_prefix("cpu "))
+        .map(|fields| {
+            fields
+                .split_whitespace()
+                .take(7)
                 .filter_map(|v| v.parse::<u64>().ok())
                 .sum()
         })
         .unwrap_or(0);
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    ticks * (1_000_000_000 / hz)
+    let cpus = content
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    (ticks, (cpus > 0).then_some(cpus))
 }
 
 fn host_memory() -> u64 {
@@ -223,14 +324,16 @@ impl Runtime {
         Ok(id)
     }
 
-    /// Changes a container's limits; live when it runs, and for its next
-    /// start in any case.
-    pub fn update(&self, query: &str, limits: &Limits) -> Result<String> {
+    /// Changes a container's limits to those given in `flags` (the others
+    /// are kept); live when it runs, and for its next start in any case.
+    pub fn update(&self, query: &str, flags: &LimitFlags) -> Result<String> {
+        let limits = &flags.parse()?;
         let id = self.resolve(query)?;
         let container = self.inspect(&id)?;
         let _lock = Lock::exclusive(&container.dir.lock())?;
         let mut config = self.inspect(&id)?.config;
         let merged = merge_limits(&config.limits, limits);
+        flags.check_combination(&merged)?;
         if container.status.is_alive() {
             Cgroup::for_host(&config.cgroup_parent, &id)?.apply(&merged)?;
         }
@@ -251,22 +354,31 @@ impl Runtime {
             }
             _ => (0, 0),
         };
+        let (system_cpu_ns, online_cpus) = system_cpu();
         Ok(Usage {
             stats,
             net_rx,
             net_tx,
-            system_cpu_ns: system_cpu_ns(),
-            online_cpus: cgroups::available_cpus(),
+            system_cpu_ns,
+            online_cpus,
             taken_at: Instant::now(),
         })
     }
 
-    /// True when the container's last run ended by the OOM killer.
+    /// The cgroup figures of a container's current or last run, `None`
+    /// once its cgroup is gone (never started, or a failed start).
+    pub fn last_stats(&self, container: &Container) -> Option<Stats> {
+        Cgroup::for_host(&container.config.cgroup_parent, &container.config.id)
+            .and_then(|cg| cg.stats())
+            .ok()
+    }
+
+    /// True when the container's last run ended by the OOM killer: it
+    /// exited with 137 (SIGKILL) and its cgroup, which is fresh for every
+    /// run and kept until `rm`, counted an OOM kill.
     pub fn oom_killed(&self, container: &Container) -> bool {
         matches!(container.status, Status::Exited { exit_code: 137, .. })
-            && Cgroup::for_host(&container.config.cgroup_parent, &container.config.id)
-                .and_then(|cg| cg.stats())
-                .is_ok_and(|s| s.oom_events > 0)
+            && self.last_stats(container).is_some_and(|s| s.oom_events > 0)
     }
 }
 
@@ -318,10 +430,130 @@ mod tests {
                 cpuset_cpus: Some("0-999".into()),
                 ..Default::default()
             },
+            LimitFlags {
+                cpuset_cpus: Some("two".into()),
+                ..Default::default()
+            },
+            LimitFlags {
+                cpu_shares: Some("lots".into()),
+                ..Default::default()
+            },
+            LimitFlags {
+                memory_swap: Some("-2".into()),
+                ..Default::default()
+            },
         ] {
             let err = flags.parse().unwrap_err().to_string();
             assert!(err.contains("invalid"), "{err}");
         }
+    }
+
+    #[test]
+    fn flag_sizes_and_aliases_parse() {
+        for (text, bytes) in [
+            ("64m", 64 << 20),
+            ("100M", 100 << 20),
+            ("1g", 1 << 30),
+            ("512MiB", 512 << 20),
+            ("7340032", 7 << 20),
+        ] {
+            let flags = LimitFlags {
+                memory: Some(text.into()),
+                ..LimitFlags::default()
+            };
+            assert_eq!(flags.parse().unwrap().memory, Some(bytes), "{text}");
+        }
+        let unlimited = LimitFlags {
+            memory: Some("64m".into()),
+            memory_swap: Some("-1".into()),
+            pids_limit: Some("-1".into()),
+            ..LimitFlags::default()
+        };
+        let limits = unlimited.parse_for_run().unwrap();
+        assert_eq!((limits.memory_swap, limits.pids), (Some(-1), Some(-1)));
+        assert!(LimitFlags::default().is_empty());
+        assert!(!unlimited.is_empty());
+    }
+
+    #[test]
+    fn contradicting_swap_is_refused_with_the_typed_values() {
+        let below = LimitFlags {
+            memory: Some("64m".into()),
+            memory_swap: Some("32m".into()),
+            ..LimitFlags::default()
+        };
+        let err = below.parse_for_run().unwrap_err().to_string();
+        assert!(
+            err.contains("--memory-swap") && err.contains("\"32m\"") && err.contains("64m"),
+            "{err}"
+        );
+        let alone = LimitFlags {
+            memory_swap: Some("100m".into()),
+            ..LimitFlags::default()
+        };
+        let err = alone.parse_for_run().unwrap_err().to_string();
+        assert!(err.contains("needs a memory limit"), "{err}");
+        // An update raising --memory above the container's --memory-swap.
+        let update = LimitFlags {
+            memory: Some("256m".into()),
+            ..LimitFlags::default()
+        };
+        let old = Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
+            ..Limits::default()
+        };
+        let merged = merge_limits(&old, &update.parse().unwrap());
+        let err = update.check_combination(&merged).unwrap_err().to_string();
+        assert!(
+            err.contains("--memory \"256m\"") && err.contains("128MiB"),
+            "{err}"
+        );
+        // Without an explicit swap limit, memory may go anywhere.
+        let old = Limits {
+            memory: Some(64 << 20),
+            ..Limits::default()
+        };
+        update
+            .check_combination(&merge_limits(&old, &update.parse().unwrap()))
+            .unwrap();
+    }
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
+        assert_eq!(parse_cpu_list("0-2,4"), Some(vec![0, 1, 2, 4]));
+        for bad in ["", "x", "2-1", "0-", "-1", "0,,1", "0-4294967295"] {
+            assert_eq!(parse_cpu_list(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn proc_stat_sums_as_docker() {
+        let stat = "cpu  10 1 5 100 2 0 3 7 4 0\ncpu0 5 1 2 50 1 0 2 3 2 0\ncpu1 5 0 3 50 1 0 1 4 2 0\nintr 1 2\nctxt 3\n";
+        // user..softirq; steal, guest and guest_nice left out.
+        assert_eq!(parse_proc_stat(stat), (121, Some(2)));
+        assert_eq!(parse_proc_stat(""), (0, None));
+    }
+
+    #[test]
+    fn cpu_percent_is_docker_formula() {
+        let at = |cpu_ns, system_ns| Usage {
+            stats: Stats {
+                cpu_usage_ns: cpu_ns,
+                ..Stats::default()
+            },
+            net_rx: 0,
+            net_tx: 0,
+            system_cpu_ns: system_ns,
+            online_cpus: 4,
+            taken_at: Instant::now(),
+        };
+        // Half a CPU busy on a 4-CPU host over 1 s: 0.5 s of 4 s of host time.
+        let percent =
+            at(1_500_000_000, 14_000_000_000).cpu_percent_since(&at(1_000_000_000, 10_000_000_000));
+        assert!((percent - 50.0).abs() < 1e-9, "{percent}");
+        assert_eq!(at(5, 5).cpu_percent_since(&at(5, 5)), 0.0);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::launch::{self, Attached, LaunchMode};
 use crate::names;
 use crate::pidfd::InitHandle;
 use crate::spec::{container_env, RunSpec, DEFAULT_COMMAND};
+use crate::userns;
 
 /// How long `kill`, `rm -f` and a timed-out `stop` wait for SIGKILL to land.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -152,6 +153,11 @@ impl Runtime {
         }
         let profile = self.check_security(spec)?;
         let rootfs = self.images().resolve(&spec.image)?;
+        let userns = spec.userns_remap.then(userns::remap_ids);
+        let rootfs = match userns {
+            Some(mapping) => self.images().shifted(&rootfs, mapping)?,
+            None => rootfs,
+        };
         let id = new_id();
         let dir = self.root.container(&id);
         let hostname = spec
@@ -182,12 +188,24 @@ impl Runtime {
             mounts: spec.mounts.clone(),
             read_only: spec.read_only,
             devices: spec.devices.clone(),
+            userns,
             created: unix_nanos(SystemTime::now()),
         };
         fs::create_dir(dir.path()).map_err(Error::io("create", dir.path()))?;
         let result = self.claim_name(&id, spec.name.as_deref()).and_then(|name| {
             let config = ContainerConfig { name, ..config };
             write_layers_and_files(&dir, &config)?;
+            if let Some(mapping) = config.userns {
+                // The container's root owns its writable layer.
+                for layer in [dir.upper(), dir.work(), dir.merged()] {
+                    std::os::unix::fs::chown(
+                        &layer,
+                        Some(mapping.host_uid),
+                        Some(mapping.host_gid),
+                    )
+                    .map_err(Error::io("chown", &layer))?;
+                }
+            }
             if let Some(profile) = &profile {
                 let path = dir.seccomp_profile();
                 fs::write(&path, profile).map_err(Error::io("write", &path))?;

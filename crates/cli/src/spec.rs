@@ -33,6 +33,8 @@ pub struct RunSpec {
     pub read_only: bool,
     /// Extra host devices.
     pub devices: Vec<mcm_common::container::DeviceConfig>,
+    /// `--userns=remap`: root inside is an unprivileged host id.
+    pub userns_remap: bool,
     /// A Docker-format seccomp profile (with `security.seccomp` = `Profile`).
     pub seccomp_profile: Option<std::path::PathBuf>,
 }

@@ -61,6 +61,27 @@ pub struct DeviceConfig {
     pub access: String,
 }
 
+/// A user namespace mapping: container ids 0..size are host ids
+/// host_uid.. and host_gid.. (`--userns=remap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    pub host_uid: u32,
+    pub host_gid: u32,
+    pub size: u32,
+}
+
+impl IdMapping {
+    /// The line written to /proc/PID/uid_map.
+    pub fn uid_map(&self) -> String {
+        format!("0 {} {}\n", self.host_uid, self.size)
+    }
+
+    /// The line written to /proc/PID/gid_map.
+    pub fn gid_map(&self) -> String {
+        format!("0 {} {}\n", self.host_gid, self.size)
+    }
+}
+
 /// What the user asked for; written once when the container is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerConfig {
@@ -103,6 +124,9 @@ pub struct ContainerConfig {
     /// Extra host devices.
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
+    /// Own user namespace: root inside is an unprivileged host id.
+    #[serde(default)]
+    pub userns: Option<IdMapping>,
     /// Creation time, unix nanoseconds.
     pub created: u128,
 }

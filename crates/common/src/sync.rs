@@ -21,6 +21,8 @@ pub enum Message {
     RootReady,
     /// Go on: the parent has placed the child in its cgroup.
     Proceed,
+    /// The parent has written the child's uid and gid maps.
+    IdsMapped,
     /// The command really started: its exec succeeded. `pid` is the host
     /// PID of the container's PID 1.
     Started { pid: i32 },
@@ -36,6 +38,7 @@ impl Message {
         match self {
             Message::RootReady => b"ready".to_vec(),
             Message::Proceed => b"proceed".to_vec(),
+            Message::IdsMapped => b"mapped".to_vec(),
             Message::Started { pid } => format!("started {pid}").into_bytes(),
             Message::PtyMaster => b"pty".to_vec(),
             Message::Failed { exit_code, message } => {
@@ -50,6 +53,7 @@ impl Message {
         match word {
             "ready" => Some(Message::RootReady),
             "proceed" => Some(Message::Proceed),
+            "mapped" => Some(Message::IdsMapped),
             "pty" => Some(Message::PtyMaster),
             "started" => Some(Message::Started {
                 pid: rest.parse().ok()?,
@@ -191,6 +195,7 @@ mod tests {
         let all = [
             Message::RootReady,
             Message::Proceed,
+            Message::IdsMapped,
             Message::Started { pid: 1234 },
             Message::PtyMaster,
             Message::Failed {

@@ -70,6 +70,9 @@ fn prepare_and_start(
     // /proc/1/exe (CVE-2019-5736); the command's exec resets this.
     prctl::set_dumpable(false).map_err(SetupError::sys("mark the init non-dumpable"))?;
     nix::unistd::setsid().map_err(SetupError::sys("start a session"))?;
+    if config.userns.is_some() {
+        become_namespace_root(channel)?;
+    }
 
     let etc_files = ["hostname", "hosts", "resolv.conf"]
         .into_iter()
@@ -149,4 +152,24 @@ fn prepare_and_start(
             init::run(child, exit_file, drain)
         }
     }
+}
+
+/// In a new user namespace: waits until the executor has written the id
+/// maps, then takes uid and gid 0 there (the mapped host ids).
+fn become_namespace_root(channel: &Channel) -> SetupResult<()> {
+    match channel.recv() {
+        Ok(Some((Message::IdsMapped, _))) => {}
+        _ => {
+            return Err(SetupError::Usage(
+                "the executor went away before mapping ids".into(),
+            ))
+        }
+    }
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .map_err(SetupError::sys("become gid 0 in the user namespace"))?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .map_err(SetupError::sys("become uid 0 in the user namespace"))?;
+    nix::unistd::setgroups(&[root_gid]).map_err(SetupError::sys("set groups in the user namespace"))
 }

@@ -35,14 +35,17 @@ pub enum Cloned {
 }
 
 /// The namespaces of a container: always PID, mount, UTS and IPC; network
-/// unless it shares the host's.
-pub fn container_flags(own_network: bool) -> CloneFlags {
+/// unless it shares the host's; user with `--userns=remap`.
+pub fn container_flags(own_network: bool, own_user: bool) -> CloneFlags {
     let mut flags = CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
     if own_network {
         flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if own_user {
+        flags |= CloneFlags::CLONE_NEWUSER;
     }
     flags
 }

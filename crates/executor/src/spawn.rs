@@ -96,7 +96,7 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
         .map(|dir| File::open(dir).map_err(|e| SetupError::io("open", dir, e)))
         .transpose()?;
     let cloned = clone_into(
-        container_flags(own_network),
+        container_flags(own_network, config.userns.is_some()),
         cgroup_dir.as_ref().map(|f| f.as_fd()),
     )
     .map_err(|e| SetupError::io("clone the container process", dir.path(), e))?;
@@ -188,6 +188,19 @@ fn handshake(
     sync: &Channel,
     exec_read: OwnedFd,
 ) -> Result<Option<(i32, String)>, SetupFailure> {
+    if let Some(mapping) = config.userns {
+        // The child waits for its ids before touching anything.
+        for (file, map) in [
+            ("uid_map", mapping.uid_map()),
+            ("gid_map", mapping.gid_map()),
+        ] {
+            let path = std::path::PathBuf::from(format!("/proc/{pid}/{file}"));
+            std::fs::write(&path, map).map_err(|e| SetupError::io("write", &path, e))?;
+        }
+        child
+            .send(&Message::IdsMapped)
+            .map_err(|e| SetupError::io("write to", dir.path(), e))?;
+    }
     // The child builds its root meanwhile; it starts the command only
     // after `Proceed`, so the command is in the cgroup from its first
     // instruction.

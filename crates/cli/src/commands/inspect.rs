@@ -53,6 +53,13 @@ pub fn to_json(c: &Container) -> Value {
     } else {
         0
     };
+    let limits = &config.limits;
+    let nano_cpus = match (limits.cpu_quota, limits.cpu_period) {
+        (Some(quota), Some(period)) if quota > 0 && period > 0 => {
+            (quota as i128 * 1_000_000_000 / period as i128) as i64
+        }
+        _ => 0,
+    };
     json!({
         "Id": config.id,
         "Name": config.name,
@@ -83,6 +90,19 @@ pub fn to_json(c: &Container) -> Value {
             "Init": config.init,
             "CgroupParent": config.cgroup_parent,
             "Resources": config.limits,
+            // Docker's names and units; 0 (null for PidsLimit) is unset.
+            "Memory": limits.memory.unwrap_or(0),
+            // No swap beyond the memory limit unless --memory-swap says so.
+            "MemorySwap": limits
+                .memory_swap
+                .or(limits.memory.map(|m| m as i64))
+                .unwrap_or(0),
+            "NanoCpus": nano_cpus,
+            "CpuQuota": limits.cpu_quota.unwrap_or(0),
+            "CpuPeriod": limits.cpu_period.unwrap_or(0),
+            "CpuShares": limits.cpu_shares.unwrap_or(0),
+            "CpusetCpus": limits.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": limits.pids.filter(|p| *p > 0),
         },
         "GraphDriver": {
             "Name": "overlay",

@@ -37,7 +37,8 @@ pub fn run(runtime: &Runtime, args: RunArgs) -> Result<i32> {
             .chain(args.tmpfs.iter().map(|t| mounts::tmpfs(t)))
             .collect::<Result<_>>()?,
         read_only: args.read_only,
-        limits: args.limits.flags().parse()?,
+        userns_remap: args.userns.as_deref() == Some("remap"),
+        limits: args.limits.flags().parse_for_run()?,
         devices: args
             .device
             .iter()

@@ -1,6 +1,7 @@
 //! `mcm stats` (alias `monitor`): a live table like `docker stats`.
 
 use std::collections::HashMap;
+use std::io::{self, Write};
 use std::time::Duration;
 
 use comfy_table::{presets, Table};
@@ -59,9 +60,25 @@ pub fn stats(runtime: &Runtime, args: StatsArgs) -> Result<i32> {
         if args.no_stream {
             return print(&text).map(|_| 0);
         }
-        // Clear the screen and redraw, like `docker stats`.
-        print(&format!("\x1b[2J\x1b[H{text}"))?;
+        // Clear the screen and redraw, like `docker stats`; stop quietly
+        // once the reader is gone (`mcm stats | head`).
+        if !write_frame(&format!("\x1b[2J\x1b[H{text}"))? {
+            return Ok(0);
+        }
         std::thread::sleep(REFRESH);
+    }
+}
+
+/// Writes one frame to stdout; false when stdout is a closed pipe.
+fn write_frame(text: &str) -> Result<bool> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(mcm::Error::io("write", "stdout")(e)),
     }
 }
 

@@ -195,8 +195,9 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Checks the limits that contradict each other whatever the host.
-    fn validate(&self) -> Result<()> {
+    /// Checks the limits that contradict each other whatever the host
+    /// (memory+swap below memory, or without a memory limit).
+    pub fn validate(&self) -> Result<()> {
         if let (Some(memory), Some(swap)) = (self.memory, self.memory_swap) {
             if swap >= 0 && (swap as u64) < memory {
                 return Err(CgroupError::InvalidLimits(format!(
@@ -289,11 +290,26 @@ impl Cgroup {
     /// Creates the cgroup (and its parents) in every hierarchy. v1: new
     /// cpuset levels get the parent's `cpuset.cpus`/`cpuset.mems`; v2: the
     /// needed controllers are enabled in every ancestor's
-    /// `cgroup.subtree_control`. Creating an existing cgroup is fine.
+    /// `cgroup.subtree_control`. Creating an existing cgroup is fine: one
+    /// left by an earlier run and holding no process is replaced by a fresh
+    /// one (see [`Cgroup::discard_stale`]).
     pub fn create(&self) -> Result<()> {
+        self.discard_stale();
         match self {
             Cgroup::V1(cg) => cg.create(),
             Cgroup::V2(cg) => cg.create(),
+        }
+    }
+
+    /// Removes the cgroup when it exists and holds no process. A cgroup left
+    /// by a container's earlier run keeps that run's counters (OOM kills,
+    /// peak memory, CPU time) and any limit since dropped; a fresh one per
+    /// run, as runc makes, starts them from zero, so an OOM kill shown by
+    /// `inspect` is always the last run's. Best effort: a cgroup that cannot
+    /// be removed is reused as it is.
+    fn discard_stale(&self) {
+        if self.exists() && self.pids().is_ok_and(|pids| pids.is_empty()) {
+            let _ = self.destroy();
         }
     }
 
@@ -1055,6 +1071,10 @@ mod tests {
         assert_eq!(stats.pids_current, 1);
         assert_eq!(stats.pids_limit, Some(10));
         assert_eq!(stats.memory_limit, Some(32 << 20));
+        // Creating a cgroup that holds a process leaves it as it is.
+        cgroup.create().unwrap();
+        assert_eq!(cgroup.pids().unwrap(), vec![pid]);
+        assert_eq!(cgroup.stats().unwrap().pids_limit, Some(10));
 
         cgroup.freeze().unwrap();
         assert!(cgroup.is_frozen());
@@ -1070,6 +1090,12 @@ mod tests {
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(libc::SIGKILL)
         );
+
+        // An empty cgroup left by an earlier run is replaced by a fresh
+        // one: no limit and no counter carries over.
+        cgroup.create().unwrap();
+        assert_eq!(cgroup.limits_in_effect().unwrap(), Limits::default());
+        assert_eq!(cgroup.stats().unwrap().cpu_usage_ns, 0);
 
         cgroup.destroy().unwrap();
         assert!(!cgroup.exists());
