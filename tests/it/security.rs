@@ -383,3 +383,40 @@ fn seccomp_refuses_dangerous_system_calls() {
     }
     env.finish();
 }
+
+#[test]
+fn no_new_privileges_stops_a_setuid_binary_from_raising_privileges() {
+    let env = TestEnv::new();
+    // A setuid-root copy of the host's perl, run as nobody, reports its
+    // effective uid: 0 when setuid works, 65534 under no_new_privs.
+    let script = "cp /usr/bin/perl /tmp/sperl; chmod 4755 /tmp/sperl; \
+                  setpriv --reuid 65534 --regid 65534 --clear-groups /tmp/sperl -e 'print $>, qq(\\n)'";
+    let host_libs = [
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib:/lib:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+    ];
+    let mut plain = host_libs.to_vec();
+    plain.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let mut nnp = vec!["--security-opt", "no-new-privileges"];
+    nnp.extend_from_slice(&plain);
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        env.mcm(&all).ok()
+    };
+    assert_eq!(
+        run(&plain).trim(),
+        "0",
+        "setuid does not work at all: the test proves nothing"
+    );
+    assert_eq!(
+        run(&nnp).trim(),
+        "65534",
+        "setuid raised privileges under no-new-privileges"
+    );
+    env.finish();
+}
