@@ -33,6 +33,10 @@ use crate::pidfd::InitHandle;
 use crate::spec::{container_env, RunSpec, DEFAULT_COMMAND};
 use crate::userns;
 
+/// How long a killed init is given to take its PID namespace down before
+/// the cgroup is swept.
+const INIT_DEATH_WAIT: Duration = Duration::from_secs(1);
+
 /// How long `kill`, `rm -f` and a timed-out `stop` wait for SIGKILL to land.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -341,6 +345,11 @@ impl Runtime {
         // Killing the init ends its PID namespace; the cgroup catches
         // anything that escaped it (e.g. with --network host, nothing does).
         let _ = handle.signal(Signal::SIGKILL);
+        // The init's death ends its PID namespace, usually within a few ms;
+        // a frozen one only dies once its cgroup thaws, which kill_all does.
+        if container.status != Status::Paused {
+            handle.wait_exit(INIT_DEATH_WAIT);
+        }
         cgroup.kill_all()?;
         if !handle.wait_exit(KILL_WAIT) {
             return Err(Error::StartFailed {
@@ -370,7 +379,9 @@ impl Runtime {
         let container = self.load(&id).ok();
         if let Some(container) = &container {
             if let Some(handle) = container.run.as_ref().and_then(InitHandle::open) {
-                if !force {
+                // An init that already recorded the exit is on its way out:
+                // only a running container needs -f.
+                if !force && container.status.is_alive() {
                     return Err(Error::WrongState {
                         id: container.config.short_id().to_string(),
                         state: container.status.name(),
@@ -447,11 +458,15 @@ impl Runtime {
         let config: ContainerConfig = store::read_json(&dir.config())?
             .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
         let run: Option<RunState> = store::read_json(&dir.state())?;
-        let alive = run
-            .as_ref()
-            .is_some_and(|r| proc::is_same_live_process(r.pid, r.start_time, &r.boot_id));
+        // The exit file is emptied at every start: a record means the last
+        // run is over, with no need to look at /proc.
+        let exit = store::read_exit(&dir.exit());
+        let alive = exit.is_none()
+            && run
+                .as_ref()
+                .is_some_and(|r| proc::is_same_live_process(r.pid, r.start_time, &r.boot_id));
         let frozen = alive && self.cgroup_of(&config).is_ok_and(|cg| cg.is_frozen());
-        let status = Status::derive(run.as_ref(), alive, frozen, store::read_exit(&dir.exit()));
+        let status = Status::derive(run.as_ref(), alive, frozen, exit);
         Ok(Container {
             config,
             run,

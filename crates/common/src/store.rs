@@ -26,8 +26,25 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Writes runtime state atomically but without fsync: it describes live
+/// processes only, and after a power loss (a new boot id) it reads as
+/// exited whatever it holds, so paying for durability on the start path
+/// buys nothing.
+pub fn write_json_volatile<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|source| Error::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    replace(path, &bytes, false)
+}
+
 /// Replaces `path` with `bytes`: temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Temp file in the same directory, optionally fsync, rename.
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -41,7 +58,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     result.map_err(|e| {

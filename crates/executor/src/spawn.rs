@@ -215,7 +215,7 @@ fn handshake(
         started_at: unix_nanos(SystemTime::now()),
         own_netns: config.network == NetworkMode::None,
     };
-    store::write_json(&dir.state(), &state).map_err(SetupError::from)?;
+    store::write_json_volatile(&dir.state(), &state).map_err(SetupError::from)?;
     loop {
         match child
             .recv()
