@@ -378,7 +378,9 @@ fn seccomp_refuses_dangerous_system_calls() {
     }
     // Without the filter the kernel answers differently: the filter is
     // what refused them.
-    for nr in [250, 321, 175, 304, 101, 227, 272] {
+    // (keyctl, ptrace and unshare: answered without the filter whatever
+    // the capabilities; bpf or init_module may be refused for lack of them.)
+    for nr in [250, 101, 272] {
         assert_ne!(unconfined[&nr], "1", "syscall {nr}: {unconfined:?}");
     }
     env.finish();
