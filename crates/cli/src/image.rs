@@ -91,6 +91,7 @@ impl ImageStore {
     /// discarded and the winner's image returned.
     pub fn import(&self, name: &str, source: &Path) -> Result<ImageInfo, ImageError> {
         validate_name(name)?;
+        self.clear_incomplete(name);
         if fs::symlink_metadata(self.dir.join(name)).is_ok() {
             return Err(ImageError::Exists(name.to_string()));
         }
@@ -146,6 +147,21 @@ impl ImageStore {
         fs::remove_dir_all(&doomed).map_err(io_err("remove", &doomed))
     }
 
+    /// Moves away and deletes `images/<name>` when it has no image.json:
+    /// images appear whole by rename, so such a directory is debris (of an
+    /// older mcm, or of a hand edit) and would block the name for ever.
+    fn clear_incomplete(&self, name: &str) {
+        let dir = self.dir.join(name);
+        if dir.is_dir() && !dir.join("image.json").exists() {
+            let debris = self
+                .dir
+                .join(format!(".rm-{name}-{}", uuid::Uuid::new_v4().simple()));
+            if fs::rename(&dir, &debris).is_ok() {
+                let _ = fs::remove_dir_all(&debris);
+            }
+        }
+    }
+
     /// The root filesystem for an image reference: a path (with `/` or a
     /// leading `.`) to a root filesystem directory, or an image name; the
     /// built-in `busybox` is built on first use.
@@ -178,6 +194,7 @@ impl ImageStore {
         if let Ok(info) = self.get(BUSYBOX) {
             return Ok(info);
         }
+        self.clear_incomplete(BUSYBOX);
         let binary = std::env::var_os("MCM_BUSYBOX")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -649,6 +666,17 @@ fn write_busybox_rootfs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_without_image_json_does_not_block_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path());
+        fs::create_dir_all(dir.path().join("images/debris/rootfs")).unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("bin")).unwrap();
+        store.import("debris", &src).unwrap();
+        assert!(store.get("debris").is_ok());
+    }
 
     #[test]
     fn names() {
