@@ -115,10 +115,7 @@ pub(super) const FALLBACK_APPLETS: &[&str] = &[
 pub(super) fn applet_names(binary: &[u8]) -> Option<Vec<String>> {
     const START: &[u8] = b"[\0[[\0";
     let mut from = 0;
-    while let Some(found) = binary[from..]
-        .windows(START.len())
-        .position(|w| w == START)
-    {
+    while let Some(found) = binary[from..].windows(START.len()).position(|w| w == START) {
         let start = from + found;
         if let Some(names) = applet_block(&binary[start..]) {
             return Some(names);
@@ -320,6 +317,9 @@ pub(super) mod tests {
     fn hint_names_the_override() {
         assert_eq!(hint(Path::new(HOST_BUSYBOX)), HINT);
         let other = hint(Path::new("/opt/bb"));
-        assert!(other.starts_with(HINT) && other.contains("/opt/bb"), "{other}");
+        assert!(
+            other.starts_with(HINT) && other.contains("/opt/bb"),
+            "{other}"
+        );
     }
 }
