@@ -149,6 +149,7 @@ impl ImageStore {
     /// concurrent imports of one name.
     pub fn import(&self, name: &str, source: &Path) -> Result<ImageInfo, ImageError> {
         validate_name(name)?;
+        self.clear_incomplete(name);
         if fs::symlink_metadata(self.dir.join(name)).is_ok() {
             return Err(ImageError::Exists(name.to_string()));
         }
@@ -240,6 +241,20 @@ impl ImageStore {
         removed.map_err(io_err("remove", &doomed))
     }
 
+    /// Moves away and deletes `images/<name>` when it is a directory
+    /// without image.json: images appear whole by rename, so such a
+    /// directory is debris (of an older mcm, or of a hand edit) and would
+    /// block the name for ever.
+    fn clear_incomplete(&self, name: &str) {
+        let dir = self.dir.join(name);
+        if dir.is_dir() && !dir.join("image.json").exists() {
+            let debris = self.dir.join(format!(".rm-{}", temp_label(name)));
+            if fs::rename(&dir, &debris).is_ok() {
+                let _ = fs::remove_dir_all(&debris);
+            }
+        }
+    }
+
     /// The root filesystem for an image reference, as `mcm run` takes it.
     ///
     /// A reference with a `/` or a leading `.` is a path to a root
@@ -284,10 +299,17 @@ impl ImageStore {
     /// `/etc/resolv.conf` and `/etc/hostname` for the runtime to mount
     /// over. Concurrent first uses all succeed, with one build.
     pub fn ensure_busybox(&self) -> Result<ImageInfo, ImageError> {
+        self.ensure_busybox_from(&busybox::binary())
+    }
+
+    /// [`ensure_busybox`](Self::ensure_busybox) with busybox taken from
+    /// `binary`.
+    fn ensure_busybox_from(&self, binary: &Path) -> Result<ImageInfo, ImageError> {
         if let Ok(info) = self.get(BUSYBOX) {
             return Ok(info);
         }
-        self.build_busybox(&busybox::binary())
+        self.clear_incomplete(BUSYBOX);
+        self.build_busybox(binary)
     }
 
     /// Builds the built-in image from `binary`.
@@ -328,18 +350,20 @@ impl ImageStore {
     pub fn shifted(&self, rootfs: &Path, mapping: IdMapping) -> Result<PathBuf, ImageError> {
         let tag = format!("{}-{}-{}", mapping.host_uid, mapping.host_gid, mapping.size);
         let home = match self.image_of(rootfs) {
+            // Not created here when missing: the image was removed.
             Some(image) => image.join(format!("shifted-{tag}")),
-            None => self.dir.join(".shifted").join(format!(
-                "{:016x}-{tag}",
-                fnv1a(rootfs.as_os_str().as_encoded_bytes())
-            )),
+            None => {
+                let paths = self.dir.join(".shifted");
+                fs::create_dir_all(&paths).map_err(io_err("create", &paths))?;
+                paths.join(format!(
+                    "{:016x}-{tag}",
+                    fnv1a(rootfs.as_os_str().as_encoded_bytes())
+                ))
+            }
         };
         let shifted = home.join("rootfs");
         if fs::symlink_metadata(&home).is_ok() {
             return Ok(shifted);
-        }
-        if let Some(parent) = home.parent() {
-            fs::create_dir_all(parent).map_err(io_err("create", parent))?;
         }
         self.place("shift", &home, |tmp| {
             let into = tmp.join("rootfs");
@@ -506,6 +530,22 @@ mod tests {
     use super::busybox::tests::{applet_table, elf, synthetic_applets};
     use super::*;
     use std::os::unix::fs::{symlink, MetadataExt};
+
+    #[test]
+    fn a_directory_without_image_json_does_not_block_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path());
+        fs::create_dir_all(dir.path().join("images/debris/rootfs")).unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("bin")).unwrap();
+        store.import("debris", &src).unwrap();
+        assert!(store.get("debris").is_ok());
+        // Nor that of the built-in image.
+        fs::create_dir_all(dir.path().join("images/busybox/rootfs")).unwrap();
+        let fake = dir.path().join("bb");
+        fs::write(&fake, elf(1, &applet_table(&synthetic_applets()))).unwrap();
+        store.ensure_busybox_from(&fake).unwrap();
+    }
 
     #[test]
     fn names() {
