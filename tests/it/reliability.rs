@@ -415,6 +415,14 @@ fn system_prune_removes_stopped_containers_and_leftovers() {
         .collect();
     names.dedup();
     assert_eq!(names, [std::ffi::OsString::from(&running)]);
+    // Once nothing is left, prune also removes the cgroup parent.
+    env.mcm(&["rm", "-f", &running]).ok();
+    env.mcm(&["system", "prune"]).ok();
+    assert!(
+        env.cgroup_parent_dirs().is_empty(),
+        "{:?}",
+        env.cgroup_parent_dirs()
+    );
     env.finish();
 }
 

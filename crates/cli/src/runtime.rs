@@ -604,6 +604,11 @@ impl Runtime {
             cgroup.destroy()?;
             report.cgroups.push(name);
         }
+        // The parent cgroup itself goes too once no container uses it
+        // (left in place by rm, so concurrent creates never race its rmdir).
+        if mcm_common::cgroups::host_children(&self.cgroup_parent)?.is_empty() {
+            mcm_common::cgroups::remove_host_parent_if_empty(&self.cgroup_parent)?;
+        }
         Ok(report)
     }
 }
