@@ -593,16 +593,7 @@ mod tests {
         }
     }
 
-    fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(kind);
-        header.set_size(size);
-        header.set_mode(mode);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        header
-    }
+    use super::archive::tests::header;
 
     /// A docker-export-like tarball: `./`-prefixed and bare entries, a
     /// `.dockerenv`, a symlink, a hard link and an entry that tries to

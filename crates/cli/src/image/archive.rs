@@ -208,12 +208,13 @@ fn with_causes(e: io::Error) -> io::Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write;
     use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
 
-    fn header(kind: EntryType, size: u64, mode: u32) -> Header {
+    /// A root-owned tar header (shared with the image store's tests).
+    pub(crate) fn header(kind: EntryType, size: u64, mode: u32) -> Header {
         let mut header = Header::new_gnu();
         header.set_entry_type(kind);
         header.set_size(size);

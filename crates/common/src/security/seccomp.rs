@@ -288,6 +288,24 @@ fn op_json(arg: &DockerArg) -> Result<(serde_json::Value, u64), SeccompError> {
     })
 }
 
+/// One filter in seccompiler's JSON form: `entries` get `on_match`,
+/// everything else `mismatch`.
+fn compile_filter(
+    mismatch: &SeccompAction,
+    on_match: &SeccompAction,
+    entries: &[serde_json::Value],
+) -> Result<BpfProgram, SeccompError> {
+    let doc = json!({ "f": {
+        "mismatch_action": action_json(mismatch),
+        "match_action": action_json(on_match),
+        "filter": entries,
+    }});
+    seccompiler::compile_from_json(doc.to_string().as_bytes(), arch()?)
+        .map_err(build_error)?
+        .remove("f")
+        .ok_or_else(|| build_error("filter missing after compilation"))
+}
+
 /// True when this machine knows the system call `name`.
 fn known_syscall(name: &str) -> bool {
     let probe = json!({ "probe": {
@@ -369,29 +387,11 @@ pub fn docker_profile_filters(
         if mismatch == *group_action {
             continue;
         }
-        let doc = json!({ "f": {
-            "mismatch_action": action_json(&mismatch),
-            "match_action": action_json(group_action),
-            "filter": entries,
-        }});
-        let mut compiled = seccompiler::compile_from_json(doc.to_string().as_bytes(), arch()?)
-            .map_err(build_error)?;
-        filters.push(
-            compiled
-                .remove("f")
-                .ok_or_else(|| build_error("filter missing after compilation"))?,
-        );
+        filters.push(compile_filter(&mismatch, group_action, entries)?);
     }
     if filters.is_empty() && default != SeccompAction::Allow {
         // Nothing but a default: every system call gets it.
-        let doc = json!({ "f": { "mismatch_action": action_json(&default), "match_action": "allow", "filter": [] } });
-        let mut compiled = seccompiler::compile_from_json(doc.to_string().as_bytes(), arch()?)
-            .map_err(build_error)?;
-        filters.push(
-            compiled
-                .remove("f")
-                .ok_or_else(|| build_error("filter missing after compilation"))?,
-        );
+        filters.push(compile_filter(&default, &SeccompAction::Allow, &[])?);
     }
     Ok(filters)
 }
