@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian/Ubuntu machine, as root: install the static
-# busybox the default image is built from, build mcm in release mode, and
+# busybox the default image is built from, build mcm's static release binaries, and
 # run a first container on the built-in `busybox` image.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,6 +14,8 @@ if ! [ -x /bin/busybox ] || ! /bin/busybox --help >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq busybox-static >/dev/null
 fi
-cargo build --release --workspace --bins
-target/release/mcm run --rm busybox echo "hello from an mcm container"
-echo "mcm is ready: target/release/mcm (install: see README)"
+# Static release binaries (an alias in .cargo/config.toml).
+cargo static
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
+"$bin/mcm" run --rm busybox echo "hello from an mcm container"
+echo "mcm is ready: $bin/mcm (install: see README)"

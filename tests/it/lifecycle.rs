@@ -142,6 +142,28 @@ fn detached_rm_is_removed_after_exit() {
 }
 
 #[test]
+fn rm_layer_is_volatile_and_can_be_mounted_again() {
+    let env = TestEnv::new();
+    let overlay_options = "grep ' / / ' /proc/self/mountinfo";
+    let kept = env
+        .mcm(&["run", "busybox", "sh", "-c", overlay_options])
+        .ok();
+    assert!(!kept.contains("volatile"), "{kept}");
+    // Exits at once; `--rm -d` containers are removed when next listed, so
+    // until then it can be started again over the same work dir, which a
+    // volatile mount marks as unusable.
+    let id = env.run_detached(&["--rm", "busybox", "sh", "-c", overlay_options]);
+    env.wait_status(&id, "exited", WAIT);
+    let first = env.mcm(&["logs", &id]).ok();
+    assert!(first.contains("volatile"), "{first}");
+    let again = env.mcm(&["start", "-a", &id]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("volatile"), "{}", again.stdout);
+    env.mcm(&["rm", &id]).ok();
+    env.finish();
+}
+
+#[test]
 fn names_ids_and_prefixes_resolve() {
     let env = TestEnv::new();
     let id = env.run_detached(&["--name", "web", "busybox", "sleep", "1000"]);

@@ -300,6 +300,14 @@ fn tty_gives_a_real_terminal() {
     );
     assert_eq!(code, 5, "{out}");
     assert!(out.contains("42"), "{out}");
+    // Without mcm's init the command is PID 1 and the session leader.
+    let (code, out) = in_terminal(
+        &env,
+        "run --rm -t --no-init busybox sh -c 'tty; echo pid $$'",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("/dev/pts/0") && out.contains("pid 1"), "{out}");
     env.finish();
 }
 

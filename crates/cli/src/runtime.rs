@@ -216,7 +216,13 @@ impl Runtime {
             }
             // Written last: a directory without config.json is an
             // interrupted create, which `rm` and `prune` clean up.
-            store::write_json(&dir.config(), &config)?;
+            // A `--rm` container does not outlive a crash worth recovering
+            // from, so its config need not reach the disk before it runs.
+            if config.auto_remove {
+                store::write_json_volatile(&dir.config(), &config)?;
+            } else {
+                store::write_json(&dir.config(), &config)?;
+            }
             Ok(config)
         });
         if result.is_err() {

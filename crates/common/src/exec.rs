@@ -269,7 +269,11 @@ fn reset_signals() {
 
 /// Starts a session whose controlling terminal is the pty slave, on fds 0-2.
 fn attach_terminal(slave: &Path) -> Result<(), Errno> {
-    setsid()?;
+    // A command that is the container's PID 1 (`--no-init`) already leads
+    // the session the executor started for it.
+    if nix::unistd::getsid(None)? != nix::unistd::getpid() {
+        setsid()?;
+    }
     let fd = open(slave, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
     // SAFETY: TIOCSCTTY takes an int argument; `fd` is an open terminal.
     if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } < 0 {

@@ -26,10 +26,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes runtime state atomically but without fsync: it describes live
-/// processes only, and after a power loss (a new boot id) it reads as
-/// exited whatever it holds, so paying for durability on the start path
-/// buys nothing.
+/// Writes `value` atomically but without fsync, for files a power loss
+/// may take without harm: runtime state (after a new boot id it reads as
+/// exited whatever it holds) and the config of a `--rm` container.
 pub fn write_json_volatile<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|source| Error::Corrupt {
         path: path.to_path_buf(),

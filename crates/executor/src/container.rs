@@ -88,6 +88,7 @@ fn prepare_and_start(
         host_devices: config.security.privileged,
         devices: &config.devices,
         read_only: config.read_only,
+        disposable: config.auto_remove,
         mask_kernel_paths: !config.security.privileged,
     })?;
     sethostname(&config.hostname).map_err(SetupError::sys("set the hostname"))?;

@@ -49,6 +49,7 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
 /// output the init copies to its stdout (the container log), so the
 /// terminal never fills up and `mcm logs` shows what the command wrote.
 pub fn run(command: Pid, exit_file: File, pty_output: Option<OwnedFd>) -> ! {
+    crate::footprint::release_setup_pages();
     let signals = handled_signals();
     let code = match pty_output {
         None => loop {

@@ -16,6 +16,7 @@
 
 mod container;
 mod error;
+mod footprint;
 mod init;
 mod namespaces;
 mod network;

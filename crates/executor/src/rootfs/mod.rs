@@ -34,6 +34,9 @@ pub struct RootfsPlan<'a> {
     pub mounts: &'a [mcm_common::container::MountConfig],
     /// Mount the root read-only.
     pub read_only: bool,
+    /// The writable layer is thrown away after the run (`--rm`): overlay
+    /// need not sync it to disk when it is unmounted.
+    pub disposable: bool,
     /// Hide and write-protect the host's kernel interfaces (all but `--privileged`).
     pub mask_kernel_paths: bool,
 }
@@ -62,20 +65,39 @@ pub fn build(plan: &RootfsPlan) -> SetupResult<()> {
 }
 
 fn mount_overlay(plan: &RootfsPlan) -> SetupResult<()> {
-    let data = format!(
+    let layers = format!(
         "lowerdir={},upperdir={},workdir={}",
         plan.lower.display(),
         plan.upper.display(),
         plan.work.display()
     );
     // nodev: device nodes the container creates cannot be opened.
-    mount_at(
-        Some("overlay"),
-        &plan.merged,
-        Some("overlay"),
-        MsFlags::MS_NODEV,
-        Some(&data),
-    )
+    let mount_with = |data: &str| {
+        mount_at(
+            Some("overlay"),
+            &plan.merged,
+            Some("overlay"),
+            MsFlags::MS_NODEV,
+            Some(data),
+        )
+    };
+    if !plan.disposable {
+        return mount_with(&layers);
+    }
+    // A disposable layer is never synced: without `volatile`, unmounting
+    // the overlay syncs the whole upper file system, the slowest step of a
+    // `run --rm`. Overlay refuses to mount a work dir that was once
+    // mounted volatile until its marker (`work/incompat/volatile/dirty`) is gone; the layer is thrown away
+    // anyway, so a marker left by an interrupted run is simply removed.
+    let _ = fs::remove_dir_all(plan.work.join("work/incompat"));
+    match mount_with(&format!("{layers},volatile")) {
+        // Kernels before 5.10 do not know the option.
+        Err(SetupError::Mount {
+            errno: nix::errno::Errno::EINVAL,
+            ..
+        }) => mount_with(&layers),
+        result => result,
+    }
 }
 
 fn mount_kernel_filesystems(root: &Path, plan: &RootfsPlan) -> SetupResult<()> {
