@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use mcm_common::cgroups::{self, Cgroup, Limits, Stats};
 use mcm_common::container::{NetworkMode, Status};
-use mcm_common::store::{self, Lock};
+use mcm_common::store;
 
 use crate::error::{Error, Result};
 use crate::format::human_bytes;
@@ -310,8 +310,7 @@ impl Runtime {
         action: impl FnOnce(&Cgroup) -> std::result::Result<(), cgroups::CgroupError>,
     ) -> Result<String> {
         let id = self.resolve(query)?;
-        let container = self.inspect(&id)?;
-        let _lock = Lock::exclusive(&container.dir.lock())?;
+        let _lock = self.lock(&id)?;
         let container = self.inspect(&id)?;
         if container.status != wanted {
             return Err(Error::WrongState {
@@ -329,9 +328,9 @@ impl Runtime {
     pub fn update(&self, query: &str, flags: &LimitFlags) -> Result<String> {
         let limits = &flags.parse()?;
         let id = self.resolve(query)?;
+        let _lock = self.lock(&id)?;
         let container = self.inspect(&id)?;
-        let _lock = Lock::exclusive(&container.dir.lock())?;
-        let mut config = self.inspect(&id)?.config;
+        let mut config = container.config.clone();
         let merged = merge_limits(&config.limits, limits);
         flags.check_combination(&merged)?;
         if container.status.is_alive() {

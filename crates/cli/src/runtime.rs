@@ -18,9 +18,7 @@ use std::time::{Duration, SystemTime};
 use nix::sys::signal::Signal;
 
 use mcm_common::cgroups::Cgroup;
-use mcm_common::container::{
-    unix_nanos, ContainerConfig, ExitRecord, NetworkMode, RunState, Status,
-};
+use mcm_common::container::{unix_nanos, ContainerConfig, ExitRecord, RunState, Status};
 use mcm_common::paths::{ContainerDir, StateRoot, DEFAULT_CGROUP_PARENT};
 use mcm_common::proc;
 use mcm_common::store::{self, Lock};
@@ -198,10 +196,10 @@ impl Runtime {
         fs::create_dir(dir.path()).map_err(Error::io("create", dir.path()))?;
         let result = self.claim_name(&id, spec.name.as_deref()).and_then(|name| {
             let config = ContainerConfig { name, ..config };
-            write_layers_and_files(&dir, &config)?;
+            create_layers(&dir)?;
             if let Some(mapping) = config.userns {
                 // The container's root owns its writable layer.
-                for layer in [dir.upper(), dir.work(), dir.merged()] {
+                for layer in [dir.upper(), dir.work()] {
                     std::os::unix::fs::chown(
                         &layer,
                         Some(mapping.host_uid),
@@ -287,8 +285,7 @@ impl Runtime {
     }
 
     fn launch_locked(&self, id: &str, mode: LaunchMode) -> Result<Attached> {
-        let dir = self.root.container(id);
-        let _lock = Lock::exclusive(&dir.lock())?;
+        let _lock = self.lock(id)?;
         let container = self.load(id)?;
         if container.status.is_alive() {
             return Err(Error::WrongState {
@@ -305,7 +302,7 @@ impl Runtime {
     /// container is not an error.
     pub fn stop(&self, query: &str, timeout: Duration) -> Result<String> {
         let id = self.resolve(query)?;
-        let _lock = Lock::exclusive(&self.root.container(&id).lock())?;
+        let _lock = self.lock(&id)?;
         let container = self.load(&id)?;
         let Some(handle) = container.run.as_ref().and_then(InitHandle::open) else {
             return Ok(id);
@@ -323,7 +320,7 @@ impl Runtime {
     /// Sends `signal` to the container's main process (through its init).
     pub fn kill(&self, query: &str, signal: Signal) -> Result<String> {
         let id = self.resolve(query)?;
-        let _lock = Lock::exclusive(&self.root.container(&id).lock())?;
+        let _lock = self.lock(&id)?;
         let container = self.load(&id)?;
         let handle = container
             .run
@@ -378,7 +375,7 @@ impl Runtime {
     pub fn remove(&self, query: &str, force: bool) -> Result<String> {
         let id = self.resolve(query)?;
         let dir = self.root.container(&id);
-        let _lock = Lock::exclusive(&dir.lock())?;
+        let _lock = self.lock(&id)?;
         if !dir.path().exists() {
             return Err(Error::NoSuchContainer(query.to_string()));
         }
@@ -456,6 +453,15 @@ impl Runtime {
         }
         listing.containers.sort_by_key(|c| c.config.created);
         Ok(listing)
+    }
+
+    /// Holds the container's lock (on its directory) until dropped.
+    pub(crate) fn lock(&self, id: &str) -> Result<Lock> {
+        let dir = self.root.container(id);
+        Lock::exclusive(dir.path()).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NoSuchContainer(id.to_string()),
+            _ => Error::io("lock", dir.path())(e),
+        })
     }
 
     /// Reads one container's files and derives its status.
@@ -540,26 +546,10 @@ fn new_id() -> String {
     )
 }
 
-/// The OverlayFS directories and the files bind-mounted over /etc.
-fn write_layers_and_files(dir: &ContainerDir, config: &ContainerConfig) -> Result<()> {
-    for layer in [dir.upper(), dir.work(), dir.merged()] {
+/// The OverlayFS directories.
+fn create_layers(dir: &ContainerDir) -> Result<()> {
+    for layer in [dir.upper(), dir.work()] {
         fs::create_dir(&layer).map_err(Error::io("create", &layer))?;
-    }
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-        config.hostname
-    );
-    let resolv = match config.network {
-        NetworkMode::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        NetworkMode::None => String::new(),
-    };
-    for (name, content) in [
-        ("hostname", format!("{}\n", config.hostname)),
-        ("hosts", hosts),
-        ("resolv.conf", resolv),
-    ] {
-        let path = dir.etc_file(name);
-        fs::write(&path, content).map_err(Error::io("write", &path))?;
     }
     Ok(())
 }
@@ -595,7 +585,7 @@ impl Runtime {
             if id.starts_with('.') || self.root.container(&id).config().exists() {
                 continue;
             }
-            let _lock = Lock::exclusive(&self.root.container(&id).lock())?;
+            let _lock = self.lock(&id)?;
             if !self.root.container(&id).config().exists() {
                 self.discard(&id, None)?;
                 report.state_dirs.push(id);

@@ -6,7 +6,7 @@
 //! <root>/containers/<id>/config.json     what the user asked for (written once)
 //! <root>/containers/<id>/state.json      the init's pid, start time, boot id, start time
 //! <root>/containers/<id>/exit            exit code and finish time, written by the init
-//! <root>/containers/<id>/{upper,work,merged}   the OverlayFS layers
+//! <root>/containers/<id>/{upper,work}   the OverlayFS layers (mounted over <id>/ itself)
 //! <root>/containers/<id>/container.log   stdout and stderr of a detached container
 //! <root>/containers/<id>/executor.log    the executor's own failures after it detached
 //! ```
@@ -90,11 +90,6 @@ impl ContainerDir {
         self.dir.join("exit")
     }
 
-    /// Per-container lock file.
-    pub fn lock(&self) -> PathBuf {
-        self.dir.join("lock")
-    }
-
     /// OverlayFS upper (writable) layer.
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
@@ -105,9 +100,11 @@ impl ContainerDir {
         self.dir.join("work")
     }
 
-    /// Mount point of the merged root, inside the container's mount namespace only.
-    pub fn merged(&self) -> PathBuf {
-        self.dir.join("merged")
+    /// Mount point of the merged root: the container's directory itself,
+    /// covered by the overlay inside the container's mount namespace only
+    /// (the layers are open by then), which spares a directory per container.
+    pub fn merged(&self) -> &Path {
+        &self.dir
     }
 
     /// stdout and stderr of a detached container.
@@ -123,10 +120,5 @@ impl ContainerDir {
     /// The container's Docker-format seccomp profile, if it has its own.
     pub fn seccomp_profile(&self) -> PathBuf {
         self.dir.join("seccomp.json")
-    }
-
-    /// Generated files bind-mounted into the container's /etc.
-    pub fn etc_file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
     }
 }

@@ -7,7 +7,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsFd;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -110,32 +109,23 @@ pub fn record_exit_if_missing(path: &Path, record: &ExitRecord) -> Result<()> {
     write_exit_to(&file, record).map_err(io_context("write", path))
 }
 
-/// An exclusive advisory lock on a file, released on drop.
+/// An exclusive advisory lock on a directory, released on drop. Locking the
+/// directory itself needs no lock file, which would cost an inode to create
+/// and to remove with every container.
 #[derive(Debug)]
 pub struct Lock {
     _flock: Flock<File>,
 }
 
 impl Lock {
-    /// Blocks until the exclusive lock on `path` (created if missing) is held.
-    pub fn exclusive(path: &Path) -> Result<Lock> {
-        let file = OpenOptions::new()
+    /// Blocks until the exclusive lock on the directory `path` is held.
+    pub fn exclusive(path: &Path) -> io::Result<Lock> {
+        let dir = OpenOptions::new()
             .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_CLOEXEC)
-            .mode(0o600)
-            .open(path)
-            .map_err(io_context("open lock", path))?;
-        let flock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| io_context("lock", path)(errno.into()))?;
+            .custom_flags(libc::O_CLOEXEC | libc::O_DIRECTORY)
+            .open(path)?;
+        let flock = Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, errno)| errno)?;
         Ok(Lock { _flock: flock })
-    }
-
-    /// The lock's file descriptor (to hand the lock to a child process).
-    pub fn as_fd(&self) -> std::os::unix::io::BorrowedFd<'_> {
-        self._flock.as_fd()
     }
 }
 
@@ -212,12 +202,12 @@ mod tests {
     #[test]
     fn lock_is_exclusive_between_descriptors() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lock");
-        let held = Lock::exclusive(&path).unwrap();
-        let other = File::open(&path).unwrap();
+        let held = Lock::exclusive(dir.path()).unwrap();
+        let other = File::open(dir.path()).unwrap();
         assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_err());
         drop(held);
-        let other = File::open(&path).unwrap();
+        let other = File::open(dir.path()).unwrap();
         assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_ok());
+        assert!(Lock::exclusive(&dir.path().join("missing")).is_err());
     }
 }

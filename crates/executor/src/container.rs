@@ -74,16 +74,12 @@ fn prepare_and_start(
         become_namespace_root(channel)?;
     }
 
-    let etc_files = ["hostname", "hosts", "resolv.conf"]
-        .into_iter()
-        .map(|name| (name, dir.etc_file(name)))
-        .collect();
     rootfs::build(&RootfsPlan {
         lower: &config.rootfs,
         upper: dir.upper(),
         work: dir.work(),
-        merged: dir.merged(),
-        etc_files,
+        merged: dir.merged().to_path_buf(),
+        etc_files: rootfs::etc::generate(config),
         mounts: &config.mounts,
         host_devices: config.security.privileged,
         devices: &config.devices,

@@ -116,8 +116,5 @@ pub fn to_json(c: &Container) -> Value {
         "StateDir": c.dir.path(),
         "LogPath": c.dir.log(),
         "ExecutorLogPath": c.dir.executor_log(),
-        "HostnamePath": c.dir.etc_file("hostname"),
-        "HostsPath": c.dir.etc_file("hosts"),
-        "ResolvConfPath": c.dir.etc_file("resolv.conf"),
     })
 }

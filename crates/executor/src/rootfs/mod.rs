@@ -6,6 +6,7 @@
 //! private first.
 
 mod dev;
+pub mod etc;
 mod masks;
 mod pivot;
 mod volumes;
@@ -24,8 +25,8 @@ pub struct RootfsPlan<'a> {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
-    /// Host files bind-mounted over `/etc/<name>` (hostname, hosts, resolv.conf).
-    pub etc_files: Vec<(&'static str, PathBuf)>,
+    /// Files bound over `/etc/<name>` (hostname, hosts, resolv.conf).
+    pub etc_files: Vec<etc::EtcFile>,
     /// Every host device in /dev (`--privileged`).
     pub host_devices: bool,
     /// Extra host devices (`--device`).
@@ -53,7 +54,7 @@ pub fn build(plan: &RootfsPlan) -> SetupResult<()> {
     )?;
     mount_overlay(plan)?;
     mount_kernel_filesystems(&plan.merged, plan)?;
-    bind_etc_files(&plan.merged, &plan.etc_files)?;
+    etc::bind_all(&plan.merged, &plan.etc_files)?;
     volumes::mount_all(&plan.merged, plan.mounts)?;
     if plan.mask_kernel_paths {
         masks::apply(&plan.merged)?;
@@ -118,33 +119,6 @@ fn mount_kernel_filesystems(root: &Path, plan: &RootfsPlan) -> SetupResult<()> {
         nosuid_noexec_nodev | MsFlags::MS_RDONLY,
         None,
     )
-}
-
-fn bind_etc_files(root: &Path, files: &[(&'static str, PathBuf)]) -> SetupResult<()> {
-    if files.is_empty() {
-        return Ok(());
-    }
-    let etc = ensure_dir(root, "etc")?;
-    for (name, source) in files {
-        let target = etc.join(name);
-        // The image may lack the file, or hold a symlink there (Debian's
-        // resolv.conf often is one): mount over a plain file we own.
-        if fs::symlink_metadata(&target)
-            .map(|m| !m.is_file())
-            .unwrap_or(true)
-        {
-            let _ = fs::remove_file(&target);
-            fs::write(&target, b"").map_err(|e| SetupError::io("create", &target, e))?;
-        }
-        mount_at(
-            Some(source.as_path()),
-            &target,
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )?;
-    }
-    Ok(())
 }
 
 /// `root/name`, created as a directory when missing.
