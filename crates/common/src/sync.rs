@@ -19,7 +19,8 @@ use nix::sys::socket::{
 pub enum Message {
     /// The container's root is ready and the pty (if any) follows.
     RootReady,
-    /// Go on: the parent has placed the child in its cgroup.
+    /// Go on: the parent has placed the child in its cgroup; carries the
+    /// exit file the init records the exit code in.
     Proceed,
     /// The parent has written the child's uid and gid maps.
     IdsMapped,

@@ -29,7 +29,6 @@ pub struct ChildSetup<'a> {
     pub config: &'a ContainerConfig,
     pub dir: &'a ContainerDir,
     pub exec_report: OwnedFd,
-    pub exit_file: File,
     pub tty_size: Option<TermSize>,
     pub hardening: &'a Hardening,
     /// mcm stays attached to the container's terminal.
@@ -58,7 +57,6 @@ fn prepare_and_start(
         config,
         dir,
         exec_report,
-        exit_file,
         tty_size,
         hardening,
         attached,
@@ -105,14 +103,14 @@ fn prepare_and_start(
     channel
         .send(&Message::RootReady)
         .map_err(|e| SetupError::io("report to the executor through", dir.path(), e))?;
-    match channel.recv() {
-        Ok(Some((Message::Proceed, _))) => {}
+    let exit_file = match channel.recv() {
+        Ok(Some((Message::Proceed, Some(exit_file)))) => File::from(exit_file),
         _ => {
             return Err(SetupError::Usage(
                 "the executor went away during setup".into(),
             ))
         }
-    }
+    };
     prctl::set_pdeathsig(None).map_err(SetupError::sys("clear the parent-death signal"))?;
 
     let (master, slave) = match pty {

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsFd, OwnedFd};
+use std::os::unix::io::{AsFd, AsRawFd, OwnedFd};
 use std::time::SystemTime;
 
 use nix::fcntl::OFlag;
@@ -75,14 +75,14 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
     init::handled_signals()
         .thread_block()
         .map_err(SetupError::sys("block signals"))?;
-    let exit_file = open_exit_file(dir)?;
     // Compiled once here; the forked command applies it right before exec.
     let hardening = Hardening::prepare(&config.security, &dir.seccomp_profile())?;
     let cgroup = Cgroup::for_host(&config.cgroup_parent, &config.id)?;
-    cgroup.create()?;
-    cgroup.apply(&config.limits)?;
-    if !config.security.privileged {
-        cgroup.allow_only_devices(&device_rules(&config))?;
+    // On v2 the child is born in its cgroup (CLONE_INTO_CGROUP), which must
+    // exist by then. On v1 it is moved there after the clone, so the
+    // cgroup is made meanwhile, while the child builds its root.
+    if cgroup.unified_dir().is_some() {
+        prepare_cgroup(&cgroup, &config)?;
     }
 
     let (parent_end, child_end) =
@@ -109,7 +109,6 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
                     config: &config,
                     dir,
                     exec_report: exec_write,
-                    exit_file,
                     tty_size: options.tty_size,
                     hardening: &hardening,
                     attached: options.foreground,
@@ -121,7 +120,6 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
     };
     drop(child_end);
     drop(exec_write);
-    drop(exit_file);
 
     match handshake(pid, &config, dir, &cgroup, &parent_end, sync, exec_read) {
         Ok(Some((exit_code, message))) | Err(SetupFailure { exit_code, message }) => {
@@ -134,6 +132,16 @@ fn start(options: &Options, dir: &ContainerDir, sync: &Channel) -> SetupResult<L
             init: config.init,
         }),
     }
+}
+
+/// Creates the container's cgroup with its limits and device rules.
+fn prepare_cgroup(cgroup: &Cgroup, config: &ContainerConfig) -> SetupResult<()> {
+    cgroup.create()?;
+    cgroup.apply(&config.limits)?;
+    if !config.security.privileged {
+        cgroup.allow_only_devices(&device_rules(config))?;
+    }
+    Ok(())
 }
 
 /// The devices a container may open: the standard ones, its ptys, and
@@ -205,8 +213,13 @@ fn handshake(
     // after `Proceed`, so the command is in the cgroup from its first
     // instruction.
     if cgroup.unified_dir().is_none() {
+        prepare_cgroup(cgroup, config)?;
         cgroup.add_pid(pid.as_raw()).map_err(SetupError::from)?;
     }
+    // Opened after the clone, while the child is busy: creating it is slow
+    // on some file systems. Emptied before the new state is written, so no
+    // reader pairs the new state with the last run's exit.
+    let exit_file = open_exit_file(dir)?;
     let state = RunState {
         pid: pid.as_raw(),
         start_time: proc::start_time(pid.as_raw())
@@ -247,15 +260,16 @@ fn handshake(
         }
     }
     child
-        .send(&Message::Proceed)
+        .send_with_fd(&Message::Proceed, Some(exit_file.as_raw_fd()))
         .map_err(|e| SetupError::io("write to", dir.path(), e))?;
+    drop(exit_file);
     Ok(read_failure(exec_read).map(|(step, errno)| {
         let command = config.command.first().map(String::as_str).unwrap_or("");
         describe_failure(step, errno, command, &config.workdir)
     }))
 }
 
-/// The exit file, emptied for this run; the init inherits it to record the
+/// The exit file, emptied for this run; the init receives it to record the
 /// command's exit without reaching any other host path.
 fn open_exit_file(dir: &ContainerDir) -> SetupResult<File> {
     let path = dir.exit();

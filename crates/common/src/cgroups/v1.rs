@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::{
     create_levels, keyed_value, kill_until_empty, poll, read_number, read_number_or_max,
@@ -322,8 +323,27 @@ impl Cgroup {
 }
 
 /// The real directory of each distinct v1 hierarchy mcm uses under `root`,
-/// in controller order; co-mounted controllers appear once.
+/// in controller order; co-mounted controllers appear once. Resolving them
+/// takes a few dozen system calls, and a start asks several times, so the
+/// answer is kept for the life of the process (mounts do not move under a
+/// running mcm).
 pub(super) fn hierarchy_mounts(root: &Path) -> Vec<PathBuf> {
+    static KNOWN: Mutex<Vec<(PathBuf, Vec<PathBuf>)>> = Mutex::new(Vec::new());
+    let mut known = KNOWN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, mounts)) = known.iter().find(|(r, _)| r == root) {
+        return mounts.clone();
+    }
+    let mounts = resolve_hierarchy_mounts(root);
+    // An empty answer (nothing mounted yet) is not kept.
+    if !mounts.is_empty() {
+        known.push((root.to_path_buf(), mounts.clone()));
+    }
+    mounts
+}
+
+fn resolve_hierarchy_mounts(root: &Path) -> Vec<PathBuf> {
     let mut mounts: Vec<PathBuf> = Vec::new();
     for controller in CONTROLLERS {
         if let Some(mount) = real_mount(root, controller) {
