@@ -22,6 +22,29 @@ fn status_field(text: &str, field: &str) -> String {
 }
 
 #[test]
+fn setuid_files_in_a_layer_are_out_of_host_users_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let id = env.run_detached(&[
+        "busybox",
+        "sh",
+        "-c",
+        "cp /bin/busybox /suid && chmod 4755 /suid && exec sleep 1000",
+    ]);
+    let dir = env.containers_dir().join(&id);
+    let suid = dir.join("upper/suid");
+    env.wait_for(
+        "the setuid copy",
+        std::time::Duration::from_secs(30),
+        || suid.exists(),
+    );
+    let mode = fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "container directory mode {mode:o}");
+    env.mcm(&["rm", "-f", &id]).ok();
+    env.finish();
+}
+
+#[test]
 fn default_capabilities_and_seccomp_are_dockers() {
     let env = TestEnv::new();
     let status = inside(&env, &[], "cat /proc/self/status");

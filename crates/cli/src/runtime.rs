@@ -193,13 +193,18 @@ impl Runtime {
             userns,
             created: unix_nanos(SystemTime::now()),
         };
-        fs::create_dir(dir.path()).map_err(Error::io("create", dir.path()))?;
+        // Private: a setuid file the container writes into its layer must
+        // not be reachable by the host's users.
+        std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+            .create(dir.path())
+            .map_err(Error::io("create", dir.path()))?;
         let result = self.claim_name(&id, spec.name.as_deref()).and_then(|name| {
             let config = ContainerConfig { name, ..config };
             create_layers(&dir)?;
             if let Some(mapping) = config.userns {
-                // The container's root owns its writable layer.
-                for layer in [dir.upper(), dir.work()] {
+                // The container's root owns its writable layer, and its
+                // directory, which it must traverse to mount the layers.
+                for layer in [dir.path().to_path_buf(), dir.upper(), dir.work()] {
                     std::os::unix::fs::chown(
                         &layer,
                         Some(mapping.host_uid),
