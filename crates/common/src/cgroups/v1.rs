@@ -355,14 +355,20 @@ fn resolve_hierarchy_mounts(root: &Path) -> Vec<PathBuf> {
     mounts
 }
 
-/// The hierarchy directory of `controller` with symlinks resolved, `None`
-/// when it is not mounted.
+/// The hierarchy directory of `controller`, `None` when it is not mounted.
+/// A co-mounted controller is a symlink next to its hierarchy (`cpu ->
+/// cpu,cpuacct`), so one readlink tells both cases apart.
 fn real_mount(root: &Path, controller: &str) -> Option<PathBuf> {
     let path = root.join(controller);
-    if !path.is_dir() {
-        return None;
+    match fs::read_link(&path) {
+        Ok(target) => {
+            let mount = root.join(target);
+            mount.is_dir().then_some(mount)
+        }
+        // EINVAL: not a symlink, so the hierarchy itself.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => path.is_dir().then_some(path),
+        Err(_) => None,
     }
-    Some(fs::canonicalize(&path).unwrap_or(path))
 }
 
 /// Gives a cpuset level the parent's CPUs and memory nodes when it has
