@@ -254,3 +254,24 @@ fn inspect_reports_config_state_and_paths() {
     assert!(env.mcm(&["ps", "-a"]).ok().contains("Exited (4)"));
     env.finish();
 }
+
+#[test]
+fn long_listing_keeps_creation_order() {
+    // Enough containers for `ps` to read them on two threads.
+    let env = TestEnv::new();
+    let ids: Vec<String> = (0..70)
+        .map(|_| env.run_detached(&["busybox", "true"])[..12].to_string())
+        .collect();
+    let listed: Vec<String> = env
+        .mcm(&["ps", "-aq"])
+        .ok()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert!(
+        listed == ids || listed == newest_first,
+        "{listed:?} is not in creation order"
+    );
+    env.finish();
+}
